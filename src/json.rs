@@ -1,0 +1,282 @@
+//! Strict JSON: the one parser every response, token and stored value goes through.
+//!
+//! Rules (see the crate's manual):
+//! - a duplicate member name anywhere in a document is an error (`{"sub":"a","sub":"b"}` is the
+//!   classic token-substitution trick, and serde_json would silently keep the last one);
+//! - nesting is bounded by serde_json's recursion limit (128), documents by [`MAX_DOCUMENT`];
+//! - errors carry the position and a member *name*, never a value: a response body can hold
+//!   tokens, and error messages end up in logs.
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The largest JSON document the core accepts (1 MiB), whatever the transport allows.
+pub const MAX_DOCUMENT: usize = 1 << 20;
+
+/// Why a JSON document was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
+    /// Not JSON at all, or truncated.
+    #[error("malformed JSON at line {line}, column {column}")]
+    Syntax {
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+    },
+    /// The document is JSON but its top level is not an object.
+    #[error("the JSON document is not an object")]
+    NotAnObject,
+    /// A member name occurs twice in one object.
+    #[error("duplicate JSON member `{0}`")]
+    DuplicateMember(String),
+    /// The document is larger than [`MAX_DOCUMENT`].
+    #[error("JSON document larger than {MAX_DOCUMENT} bytes")]
+    TooLarge,
+    /// A required member is absent (or `null`).
+    #[error("missing member `{0}`")]
+    Missing(&'static str),
+    /// A member has the wrong JSON type or an out-of-range value.
+    #[error("member `{0}` has the wrong type or value")]
+    Invalid(&'static str),
+}
+
+/// Parses `bytes` as a JSON object under the strict rules of this module.
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
+    match parse_value(bytes)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(JsonError::NotAnObject),
+    }
+}
+
+/// Parses `bytes` as any JSON value under the strict rules of this module.
+pub fn parse_value(bytes: &[u8]) -> Result<Value, JsonError> {
+    if bytes.len() > MAX_DOCUMENT {
+        return Err(JsonError::TooLarge);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictValue::deserialize_from(&mut de).map_err(|e| classify(&e))?;
+    de.end().map_err(|e| classify(&e))?;
+    Ok(value)
+}
+
+fn classify(e: &serde_json::Error) -> JsonError {
+    // Our own visitor reports duplicates as a custom error whose message is exactly the member
+    // name behind a fixed prefix; every other serde_json error is positional.
+    let msg = e.to_string();
+    if let Some(rest) = msg.strip_prefix(DUPLICATE_PREFIX) {
+        let name = rest.split(" at line ").next().unwrap_or_default();
+        return JsonError::DuplicateMember(truncate(name, 64));
+    }
+    JsonError::Syntax {
+        line: e.line(),
+        column: e.column(),
+    }
+}
+
+const DUPLICATE_PREFIX: &str = "duplicate member: ";
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+struct StrictValue;
+
+impl StrictValue {
+    fn deserialize_from<'de, D: Deserializer<'de>>(de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(StrictVisitor)
+    }
+}
+
+struct Seed;
+
+impl<'de> de::DeserializeSeed<'de> for Seed {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        StrictValue::deserialize_from(de)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Seed)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(Seed)?;
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "{DUPLICATE_PREFIX}{}",
+                    truncate(&key, 64)
+                )));
+            }
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Typed, non-leaking accessors over a parsed object.
+pub(crate) trait Members {
+    /// The member as a string; `Ok(None)` when absent or `null`.
+    fn opt_str(&self, name: &'static str) -> Result<Option<&str>, JsonError>;
+    /// The member as a string; an error when absent.
+    fn req_str(&self, name: &'static str) -> Result<&str, JsonError> {
+        self.opt_str(name)?.ok_or(JsonError::Missing(name))
+    }
+    /// The member as a non-negative integer (a float with no fraction is accepted).
+    fn opt_u64(&self, name: &'static str) -> Result<Option<u64>, JsonError>;
+    /// The member as a boolean.
+    fn opt_bool(&self, name: &'static str) -> Result<Option<bool>, JsonError>;
+}
+
+impl Members for Map<String, Value> {
+    fn opt_str(&self, name: &'static str) -> Result<Option<&str>, JsonError> {
+        match self.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(JsonError::Invalid(name)),
+        }
+    }
+    fn opt_u64(&self, name: &'static str) -> Result<Option<u64>, JsonError> {
+        match self.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => number_to_u64(n).map(Some).ok_or(JsonError::Invalid(name)),
+            Some(_) => Err(JsonError::Invalid(name)),
+        }
+    }
+    fn opt_bool(&self, name: &'static str) -> Result<Option<bool>, JsonError> {
+        match self.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(JsonError::Invalid(name)),
+        }
+    }
+}
+
+/// A JSON number as whole non-negative seconds: integers, and floats without a fraction part
+/// (some providers emit `1767312000.0`). Negative, fractional or out-of-range values are `None`.
+pub(crate) fn number_to_u64(n: &serde_json::Number) -> Option<u64> {
+    if let Some(u) = n.as_u64() {
+        return Some(u);
+    }
+    let f = n.as_f64()?;
+    // 2^64 as f64; anything at or above it does not fit.
+    if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Some(f as u64)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_member_at_top_level_is_rejected() {
+        let err = parse_object(br#"{"sub":"a","sub":"b"}"#).unwrap_err();
+        assert_eq!(err, JsonError::DuplicateMember("sub".into()));
+    }
+
+    #[test]
+    fn duplicate_member_nested_is_rejected() {
+        let err = parse_object(br#"{"organizations":[{"id":"org_1","id":"org_2"}]}"#).unwrap_err();
+        assert_eq!(err, JsonError::DuplicateMember("id".into()));
+    }
+
+    #[test]
+    fn escaped_duplicate_is_still_a_duplicate() {
+        // "s\u0075b" is "sub" once unescaped.
+        let err = parse_object(br#"{"sub":"a","s\u0075b":"b"}"#).unwrap_err();
+        assert_eq!(err, JsonError::DuplicateMember("sub".into()));
+    }
+
+    #[test]
+    fn non_objects_and_garbage_are_refused() {
+        assert_eq!(parse_object(b"[1]").unwrap_err(), JsonError::NotAnObject);
+        assert!(matches!(
+            parse_object(b"{").unwrap_err(),
+            JsonError::Syntax { .. }
+        ));
+        assert!(matches!(
+            parse_object(b"{} x").unwrap_err(),
+            JsonError::Syntax { .. }
+        ));
+        assert!(matches!(
+            parse_object(b"").unwrap_err(),
+            JsonError::Syntax { .. }
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let doc = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(
+            parse_object(doc.as_bytes()).unwrap_err(),
+            JsonError::Syntax { .. }
+        ));
+    }
+
+    #[test]
+    fn oversized_documents_are_refused() {
+        let doc = vec![b' '; MAX_DOCUMENT + 1];
+        assert_eq!(parse_object(&doc).unwrap_err(), JsonError::TooLarge);
+    }
+
+    #[test]
+    fn errors_never_echo_values() {
+        let err = parse_object(br#"{"access_token":"SECRET-VALUE","x":}"#).unwrap_err();
+        assert!(!err.to_string().contains("SECRET"));
+    }
+
+    #[test]
+    fn numbers_as_seconds() {
+        let m = parse_object(br#"{"a":3600,"b":3600.0,"c":-1,"d":1.5,"e":"3600"}"#).unwrap();
+        assert_eq!(m.opt_u64("a"), Ok(Some(3600)));
+        assert_eq!(m.opt_u64("b"), Ok(Some(3600)));
+        assert_eq!(m.opt_u64("c"), Err(JsonError::Invalid("c")));
+        assert_eq!(m.opt_u64("d"), Err(JsonError::Invalid("d")));
+        assert_eq!(m.opt_u64("e"), Err(JsonError::Invalid("e")));
+        assert_eq!(m.opt_u64("missing"), Ok(None));
+    }
+}

@@ -1,0 +1,4 @@
+//! authpi-idp: sans-IO OpenID Connect client for AuthPI (work in progress).
+#![forbid(unsafe_code)]
+pub mod json;
+pub mod time;
