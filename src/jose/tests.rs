@@ -724,3 +724,35 @@ fn timings() {
         println!("{alg}: parse {parse:?}, parse+select+verify {per:?}");
     }
 }
+
+mod never_panics {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_and_verify_arbitrary_strings(s in "[A-Za-z0-9_.=+/ -]{0,200}") {
+            if let Ok(jws) = Jws::parse(&s) {
+                let _ = jws.verify(&KeySet::empty(), AlgorithmSet::ALL);
+            }
+        }
+
+        #[test]
+        fn parse_arbitrary_headers(header in proptest::collection::vec(any::<u8>(), 0..120),
+                                   sig in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let token = format!("{}.{}.{}", b64(&header), b64(b"{}"), b64(&sig));
+            if let Ok(jws) = Jws::parse(&token) {
+                let key = TestKey::generate(Algorithm::Es256, None);
+                prop_assert!(jws.verify(&keyset(&[&key]), AlgorithmSet::ALL).is_err());
+            }
+        }
+
+        #[test]
+        fn at_hash_matches_itself(token in ".{0,100}") {
+            for alg in Algorithm::ALL {
+                prop_assert!(at_hash_matches(alg, &token, &alg.at_hash(&token)));
+            }
+        }
+    }
+}

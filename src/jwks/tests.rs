@@ -666,3 +666,83 @@ fn debug_shows_kids_and_algs() {
     let x = a.jwk()["x"].as_str().unwrap().to_owned();
     assert!(!dbg.contains(&x));
 }
+
+#[test]
+fn key_set_is_send_and_sync() {
+    fn check<T: Send + Sync + Clone>() {}
+    check::<KeySet>();
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn member() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[A-Za-z0-9_-]{0,50}".prop_map(Value::from),
+            prop::sample::select(vec![
+                "EC", "OKP", "RSA", "P-256", "Ed25519", "sig", "verify", "ES256", "EdDSA", "RS256"
+            ])
+            .prop_map(Value::from),
+            proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| Value::from(b64(&b))),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_keys_never_panic(keys in proptest::collection::vec(
+            proptest::collection::btree_map(
+                prop::sample::select(vec!["kty", "crv", "x", "y", "n", "e", "alg", "use", "kid", "key_ops", "d"]),
+                member(), 0..8), 0..6)) {
+            let doc = json!({"keys": keys});
+            let set = KeySet::from_json(doc.to_string().as_bytes(), T0, 0).unwrap();
+            prop_assert!(set.len() <= 6);
+            let header = Header { alg: Algorithm::Es256, kid: None, typ: None };
+            let _ = set.select(&header);
+        }
+
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = KeySet::from_json(&body, T0, 0);
+        }
+
+        #[test]
+        fn arbitrary_cache_control_is_clamped(v in "[ -~]{0,60}", age in "[ -~]{0,12}") {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::CACHE_CONTROL, v.parse().unwrap());
+            if let Ok(age) = age.parse() {
+                headers.insert(http::header::AGE, age);
+            }
+            let m = max_age_from_headers(&headers);
+            prop_assert!((MIN_MAX_AGE..=MAX_MAX_AGE).contains(&m));
+        }
+    }
+}
+
+/// Rough timing; run with
+/// `cargo test --release --lib jwks::tests::timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing report, not a test"]
+fn timing() {
+    use std::time::Instant;
+    let keys: Vec<TestKey> = [Algorithm::Es256, Algorithm::EdDsa, Algorithm::Rs256]
+        .iter()
+        .flat_map(|a| (0..2).map(move |n| TestKey::generate_nth(*a, Some(&format!("{a}-{n}")), n)))
+        .collect();
+    let body = TestKey::jwks(&keys.iter().collect::<Vec<_>>());
+    const N: u32 = 2_000;
+    let start = Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(
+            KeySet::from_json(std::hint::black_box(body.as_bytes()), T0, 3600).unwrap(),
+        );
+    }
+    println!(
+        "6-key JWKS ({} bytes) from_json: {:?}",
+        body.len(),
+        start.elapsed() / N
+    );
+}
