@@ -1,6 +1,142 @@
-//! authpi-idp: sans-IO OpenID Connect client for AuthPI (work in progress).
+//! # authpi-idp
+//!
+//! A sans-IO OpenID Connect client for [AuthPI](https://authpi.com), whose tokens carry
+//! per-organization scopes. The crate builds every HTTP request as an `http::Request` value and
+//! validates every `http::Response` you hand back; it does no I/O, reads no clock and uses no
+//! global randomness. Time (`now`) and a CSPRNG are arguments. Thin adapters (reqwest, ureq,
+//! hyper) drive the same state machines, and so can any HTTP stack of your own.
+//!
+//! ## The whole login flow
+//!
+//! ```
+//! use authpi_idp::{AuthorizationRequest, Client, Config, KeySet, Operation, SessionOptions, Step, UnixTime};
+//! # use authpi_idp_testkit::Issuer;
+//! # fn send(issuer: &mut Issuer, req: http::Request<Vec<u8>>, now: u64) -> http::Response<Vec<u8>> {
+//! #     issuer.handle(req, now)
+//! # }
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let mut issuer = Issuer::authpi_demo("http://127.0.0.1:9/i_demo").build()?;
+//! # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+//! # use rand_chacha::rand_core::SeedableRng;
+//! let now = UnixTime(1_767_312_000);
+//! let config = Config::builder("http://127.0.0.1:9/i_demo", "client_web")
+//!     .client_secret("secret_web")
+//!     .redirect_uri("http://127.0.0.1:8080/callback")
+//!     .build()?;
+//! let client = Client::new(config)?; // AuthPI layout: no discovery round trip
+//! let mut keys = KeySet::empty();   // a cache value: the first verification fetches it
+//!
+//! // 1. Send the user to the authorization URL; keep the transaction (it is serde) in the session.
+//! let tx = client.authorization_url(&AuthorizationRequest::new(["openid", "email"]), &mut rng)?;
+//! # let redirect = send(&mut issuer, http::Request::get(tx.url.as_str()).body(Vec::new())?, now.0);
+//! # let callback_url = redirect.headers()["location"].to_str()?.to_owned();
+//!
+//! // 2. On the callback: check it, spend the code, verify the ID token.
+//! let mut op = client.exchange_callback(callback_url.as_str(), &tx, &keys)?;
+//! let agent = loop {
+//!     match op.poll(now)? {
+//!         Step::Send(out) => op.handle_response(send(&mut issuer, out.request, now.0)),
+//!         Step::KeysRefreshed(k) => keys = k,
+//!         Step::Done(agent) => break agent,
+//!         _ => unreachable!("a code exchange never persists"),
+//!     }
+//! };
+//! assert_eq!(agent.id(), "usr_alice");
+//! assert!(agent.has_access_in("org_acme", "delete", "projects.tasks"));
+//!
+//! // 3. On every later request: rebuild the agent from the stored tokens (refreshes when due).
+//! let stored = agent.into_tokens().to_json();
+//! let later = UnixTime(now.0 + 7200);
+//! let tokens = authpi_idp::TokenSet::from_json(stored.as_bytes())?;
+//! let mut op = client.create_agent(tokens, SessionOptions::new(), &keys, later)?;
+//! let agent = loop {
+//!     match op.poll(later)? {
+//!         Step::Send(out) => op.handle_response(send(&mut issuer, out.request, later.0)),
+//!         Step::Persist(rotated) => { /* store `rotated` now: the old refresh token is spent */ }
+//!         Step::KeysRefreshed(k) => keys = k,
+//!         Step::Done(agent) => break agent,
+//!         _ => {}
+//!     }
+//! };
+//! assert!(agent.expires_at() > later.0);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Method map
+//!
+//! | Python SDK (`authpi-idp` 1.1.2) | here |
+//! |---|---|
+//! | `IdpClient(issuer_url, client_id, …)` | [`Config::builder`] → [`Client::new`] (AuthPI layout) or [`Client::discover`] |
+//! | `create_authorization_url` | [`Client::authorization_url`] → [`AuthorizationUrl`] |
+//! | `exchange_callback` | [`Client::exchange_callback`] → [`flow::Exchange`] |
+//! | `exchange_code` | [`Client::exchange_code`] |
+//! | `create_agent` | [`Client::create_agent`] → [`flow::Session`] |
+//! | `refresh` | [`Client::refresh`] |
+//! | `client_credentials` | [`Client::client_credentials`] |
+//! | `get_user_info` | [`Client::userinfo`] |
+//! | `revoke_token` | [`Client::revoke`] |
+//! | (introspection) | [`Client::introspect`] |
+//! | `create_logout_url` | [`Client::logout_url`] |
+//! | (APIs) | [`Client::validate_access_token`] (RFC 9068) |
+//! | `has_access`, `parse_scope` | [`scope::has_access`], [`scope::parse_scope`] |
+//! | `AuthenticatedAgent` | [`Agent`] |
+//! | `TokenSet` | [`TokenSet`] (same JSON) |
+//!
+//! ## What is verified
+//!
+//! Every ID token, at login and at refresh: the JWS signature against the provider's JWKS
+//! (ES256, EdDSA/Ed25519, RS256, PS256; never `none`, never HMAC), then `iss` (exact), `aud`
+//! (our client id; extra audiences only when trusted), `azp`, `exp`/`iat`/`nbf` with a 60 s
+//! leeway, `nonce` (constant time), `at_hash` when present, `auth_time` when `max_age` was sent.
+//! Refreshed ID tokens must keep `iss`, `sub`, `aud` (and `nonce` when present). Access tokens
+//! presented to an API are verified per RFC 9068 by [`Client::validate_access_token`].
+//! Stored token sets are trusted as your own storage: `create_agent` decodes a stored ID token
+//! (checking its `iss` and `aud`) without re-verifying the signature.
+//!
+//! See [`manual`] for the threat model and the reason for each default.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod agent;
+mod authorize;
+mod callback;
+mod client;
+pub mod config;
+pub mod error;
+pub mod flow;
+mod http;
+mod id_token;
 pub mod jose;
 pub mod json;
 pub mod jwks;
-pub mod time;
+pub mod manual;
+pub mod org;
+mod provider;
+pub mod scope;
+mod time;
+mod token;
+mod userinfo;
+
+pub use agent::{Agent, DEFAULT_EXPIRY_BUFFER, PrincipalType};
+pub use authorize::{AuthorizationRequest, AuthorizationUrl, pkce_challenge};
+pub use callback::{CallbackInput, CallbackParams};
+pub use client::{Client, Introspection, LogoutRequest, TokenTypeHint};
+pub use config::{ClientAuth, Config, ConfigBuilder};
+pub use error::{Error, OAuthError, OAuthErrorKind};
+pub use flow::{AccessTokenInfo, Discovered, Operation, SessionOptions, Step};
+pub use http::{Outgoing, RequestKind};
+pub use jwks::KeySet;
+pub use org::Organization;
+pub use provider::{METADATA_MAX_AGE, ProviderMetadata};
+pub use time::UnixTime;
+pub use token::{DEFAULT_EXPIRES_IN, TokenSet};
+pub use userinfo::UserInfo;

@@ -1,0 +1,295 @@
+//! The authorization callback: parsing and the checks that run before any code is spent.
+//!
+//! Order of checks (each one a defence of its own, see the manual):
+//! 1. parsing: a parameter that occurs twice is an error (parameter pollution);
+//! 2. `state` equals the transaction's, compared in constant time (CSRF); on mismatch the error
+//!    mentions a provider `error` if one came back, since that is what a user needs to debug;
+//! 3. RFC 9207 `iss`, when present, equals the issuer; when the provider advertises it, it is
+//!    required (mix-up attacks);
+//! 4. a provider `error` becomes a typed [`crate::OAuthError`];
+//! 5. `code` is required.
+//!
+//! Front-channel tokens (`access_token`, `id_token` in the query) are ignored: this client only
+//! uses the code flow.
+
+use crate::error::{CallbackError, Error, OAuthError};
+use subtle::ConstantTimeEq;
+
+/// The parameters of an authorization response, each at most once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallbackParams {
+    pairs: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for CallbackParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values (code, state) are secrets; names are enough to debug.
+        f.debug_list()
+            .entries(self.pairs.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+impl CallbackParams {
+    /// Parses a full callback URL (`https://app/cb?code=…&state=…`), a query string with or
+    /// without its leading `?`, or `scheme:/path?…`. Any fragment is ignored.
+    pub fn parse(input: &str) -> Result<Self, CallbackError> {
+        let without_fragment = input.split('#').next().unwrap_or_default();
+        let query = match without_fragment.split_once('?') {
+            Some((_, q)) => q,
+            None if without_fragment.contains("://") || without_fragment.contains(":/") => "",
+            None => without_fragment,
+        };
+        Self::from_pairs(url::form_urlencoded::parse(query.as_bytes()).into_owned())
+    }
+
+    /// From already-parsed pairs (a web framework's query extractor).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Result<Self, CallbackError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (k, v) in pairs {
+            let k = k.into();
+            if out.iter().any(|(seen, _)| *seen == k) {
+                let name: String = k.chars().take(64).collect();
+                return Err(CallbackError::DuplicateParameter(name));
+            }
+            if out.len() >= 64 {
+                // A real callback has a handful of parameters; bound the work per callback.
+                return Err(CallbackError::DuplicateParameter(
+                    "(too many parameters)".into(),
+                ));
+            }
+            out.push((k, v.into()));
+        }
+        Ok(CallbackParams { pairs: out })
+    }
+
+    /// The value of a parameter.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the caller passes as a callback: a URL or query string, or parsed parameters.
+#[derive(Debug)]
+pub enum CallbackInput<'a> {
+    /// A full callback URL or a query string.
+    Url(&'a str),
+    /// Parsed parameters.
+    Params(CallbackParams),
+}
+
+impl<'a> From<&'a str> for CallbackInput<'a> {
+    fn from(s: &'a str) -> Self {
+        CallbackInput::Url(s)
+    }
+}
+
+impl<'a> From<&'a String> for CallbackInput<'a> {
+    fn from(s: &'a String) -> Self {
+        CallbackInput::Url(s)
+    }
+}
+
+impl From<CallbackParams> for CallbackInput<'_> {
+    fn from(p: CallbackParams) -> Self {
+        CallbackInput::Params(p)
+    }
+}
+
+impl CallbackInput<'_> {
+    pub(crate) fn into_params(self) -> Result<CallbackParams, CallbackError> {
+        match self {
+            CallbackInput::Url(s) => CallbackParams::parse(s),
+            CallbackInput::Params(p) => Ok(p),
+        }
+    }
+}
+
+/// Constant-time string equality (length is not secret).
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Runs checks 2–5 and returns the authorization code.
+pub(crate) fn validate(
+    params: &CallbackParams,
+    expected_state: &str,
+    issuer: &str,
+    iss_required: bool,
+) -> Result<String, Error> {
+    let provider_error = params.get("error");
+    match params.get("state") {
+        Some(state) if ct_eq(state, expected_state) => {}
+        _ => {
+            return Err(CallbackError::StateMismatch {
+                provider_error: provider_error
+                    .map(|e| e.chars().filter(|c| !c.is_control()).take(64).collect()),
+            }
+            .into());
+        }
+    }
+    match params.get("iss") {
+        Some(iss) if iss != issuer => return Err(CallbackError::IssuerMismatch.into()),
+        None if iss_required => return Err(CallbackError::IssuerMissing.into()),
+        _ => {}
+    }
+    if let Some(code) = provider_error {
+        return Err(OAuthError::new(code, params.get("error_description"))
+            .with_uri(params.get("error_uri"))
+            .into());
+    }
+    match params.get("code") {
+        Some(code) if !code.is_empty() => Ok(code.to_owned()),
+        _ => Err(CallbackError::MissingCode.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::OAuthErrorKind;
+
+    const ISS: &str = "https://idp.authpi.com/i_a";
+
+    fn run(input: &str, iss_required: bool) -> Result<String, Error> {
+        let params = CallbackParams::parse(input).map_err(Error::from)?;
+        validate(&params, "S1", ISS, iss_required)
+    }
+
+    #[test]
+    fn accepts_url_query_string_and_private_scheme() {
+        for input in [
+            "https://app.example.com/cb?code=C&state=S1",
+            "https://app.example.com/cb?code=C&state=S1#ignored=1",
+            "?code=C&state=S1",
+            "code=C&state=S1",
+            "com.example.app:/cb?code=C&state=S1",
+            "https://app.example.com/cb?code=C&state=S1&session_state=x",
+        ] {
+            assert_eq!(run(input, false).unwrap(), "C", "{input}");
+        }
+    }
+
+    #[test]
+    fn duplicate_parameters_are_errors() {
+        for input in [
+            "code=C&state=S1&code=D",
+            "code=C&state=S1&state=S1",
+            "code=C&state=S1&iss=a&iss=a",
+        ] {
+            assert!(
+                matches!(
+                    run(input, false),
+                    Err(Error::Callback(CallbackError::DuplicateParameter(_)))
+                ),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn state_is_checked_first_and_mentions_the_provider_error() {
+        let e = run("error=access_denied&state=WRONG", false).unwrap_err();
+        assert_eq!(e.code(), "invalid_state");
+        assert!(e.to_string().contains("access_denied"), "{e}");
+        // Even a wrong iss is reported as a state problem when the state is wrong.
+        let e = run("code=C&state=WRONG&iss=https://evil", true).unwrap_err();
+        assert_eq!(e.code(), "invalid_state");
+        let e = run("code=C", false).unwrap_err();
+        assert_eq!(e.code(), "invalid_state");
+        let e = run("code=C&state=S", false).unwrap_err();
+        assert_eq!(e.code(), "invalid_state");
+        let e = run("code=C&state=S1x", false).unwrap_err();
+        assert_eq!(e.code(), "invalid_state");
+    }
+
+    #[test]
+    fn oidcc_client_test_invalid_authorization_response_iss() {
+        let e = run("code=C&state=S1&iss=https%3A%2F%2Fevil.example.com", false).unwrap_err();
+        assert_eq!(e, Error::Callback(CallbackError::IssuerMismatch));
+        // A trailing slash is a different issuer: exact comparison.
+        let e = run(
+            "code=C&state=S1&iss=https%3A%2F%2Fidp.authpi.com%2Fi_a%2F",
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e, Error::Callback(CallbackError::IssuerMismatch));
+        assert_eq!(
+            run(
+                "code=C&state=S1&iss=https%3A%2F%2Fidp.authpi.com%2Fi_a",
+                true
+            )
+            .unwrap(),
+            "C"
+        );
+    }
+
+    #[test]
+    fn oidcc_client_test_remove_authorization_response_iss() {
+        let e = run("code=C&state=S1", true).unwrap_err();
+        assert_eq!(e, Error::Callback(CallbackError::IssuerMissing));
+        assert_eq!(e.code(), "invalid_issuer");
+    }
+
+    #[test]
+    fn provider_errors_become_typed_errors() {
+        let table = [
+            ("access_denied", OAuthErrorKind::AccessDenied),
+            ("login_required", OAuthErrorKind::LoginRequired),
+            ("consent_required", OAuthErrorKind::ConsentRequired),
+            ("interaction_required", OAuthErrorKind::InteractionRequired),
+            ("user_blocked", OAuthErrorKind::UserBlocked),
+            (
+                "account_linking_required",
+                OAuthErrorKind::AccountLinkingRequired,
+            ),
+            ("session_expired", OAuthErrorKind::SessionExpired),
+            ("some_future_code", OAuthErrorKind::Other),
+        ];
+        for (code, kind) in table {
+            let e = run(
+                &format!("error={code}&error_description=why&state=S1&code=C"),
+                false,
+            )
+            .unwrap_err();
+            let Error::OAuth(o) = &e else { panic!("{e:?}") };
+            assert_eq!(
+                (o.kind(), o.code(), o.description()),
+                (kind, code, Some("why"))
+            );
+            assert_eq!(e.code(), code);
+        }
+    }
+
+    #[test]
+    fn code_is_required() {
+        assert_eq!(run("state=S1", false).unwrap_err().code(), "missing_code");
+        assert_eq!(
+            run("state=S1&code=", false).unwrap_err().code(),
+            "missing_code"
+        );
+    }
+
+    #[test]
+    fn front_channel_tokens_are_ignored() {
+        assert_eq!(
+            run("code=C&state=S1&id_token=x.y.z&access_token=a", false).unwrap(),
+            "C"
+        );
+    }
+
+    #[test]
+    fn debug_hides_values() {
+        let p = CallbackParams::parse("code=SECRETCODE&state=S1").unwrap();
+        assert!(!format!("{p:?}").contains("SECRET"));
+    }
+}

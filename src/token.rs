@@ -1,0 +1,436 @@
+//! Token sets and token-endpoint responses (RFC 6749 §5.1, §5.2).
+
+use crate::error::{Endpoint, Error, ResponseError};
+use crate::http::{error_response, oauth_error_in, retry_after};
+use crate::json::{self, JsonError, Members, number_to_u64};
+use crate::time::UnixTime;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// `expires_in` assumed when the provider omits it (as the official SDK does).
+pub const DEFAULT_EXPIRES_IN: u64 = 3600;
+
+/// The tokens an application stores for a session.
+///
+/// Its JSON form is exactly the official Python SDK's `TokenSet` (`access_token`, `token_type`,
+/// `expires_at`, `refresh_token`, `id_token`, `subject_hint`, `scope`, with `null` for absent
+/// members), so Python and Rust services can share one session store. `Debug` never shows a
+/// token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSet {
+    /// The access token.
+    pub access_token: String,
+    /// Always `"Bearer"`.
+    #[serde(default = "bearer")]
+    pub token_type: String,
+    /// When the access token expires (Unix seconds).
+    #[serde(deserialize_with = "seconds")]
+    pub expires_at: u64,
+    /// The refresh token, if any. AuthPI rotates it on every refresh.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// The ID token, if any.
+    #[serde(default)]
+    pub id_token: Option<String>,
+    /// The subject the session belongs to when there is no ID token (after a refresh that
+    /// returned none); `create_agent` then requires UserInfo's `sub` to equal it.
+    #[serde(default)]
+    pub subject_hint: Option<String>,
+    /// The granted scope, space separated.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+fn bearer() -> String {
+    "Bearer".to_owned()
+}
+
+/// Accepts an integer or a float (Python's `time.time()` arithmetic) and keeps whole seconds.
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = Value::deserialize(d)?;
+    match &v {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| {
+                let f = n.as_f64()?;
+                number_to_u64(&serde_json::Number::from_f64(f.trunc())?)
+            })
+            .ok_or_else(|| serde::de::Error::custom("expires_at must be non-negative seconds")),
+        _ => Err(serde::de::Error::custom("expires_at must be a number")),
+    }
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |o: &Option<String>| o.as_ref().map(|_| "[redacted]");
+        f.debug_struct("TokenSet")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_at", &self.expires_at)
+            .field("refresh_token", &redacted(&self.refresh_token))
+            .field("id_token", &redacted(&self.id_token))
+            .field("subject_hint", &self.subject_hint)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl TokenSet {
+    /// Parses a stored token set (the Python SDK's JSON) under the strict JSON rules.
+    pub fn from_json(bytes: &[u8]) -> Result<TokenSet, JsonError> {
+        let value = json::parse_object(bytes)?;
+        let ts: TokenSet = serde_json::from_value(Value::Object(value))
+            .map_err(|_| JsonError::Invalid("token set"))?;
+        if ts.access_token.is_empty() {
+            return Err(JsonError::Invalid("access_token"));
+        }
+        Ok(ts)
+    }
+
+    /// The JSON form (the Python SDK's).
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings and integers into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Seconds until the access token expires (negative once expired).
+    #[must_use]
+    pub fn expires_in(&self, now: UnixTime) -> i64 {
+        let (a, b) = (i128::from(self.expires_at), i128::from(now.as_secs()));
+        i64::try_from(a - b).unwrap_or(if a > b { i64::MAX } else { i64::MIN })
+    }
+
+    /// Whether the access token expires within `buffer` seconds of `now` (or already has).
+    #[must_use]
+    pub fn is_expired(&self, now: UnixTime, buffer: u64) -> bool {
+        self.expires_at <= now.as_secs().saturating_add(buffer)
+    }
+}
+
+/// A successful token-endpoint response, validated.
+#[derive(Clone)]
+pub(crate) struct TokenResponse {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl TokenResponse {
+    pub(crate) fn into_token_set(self, now: UnixTime) -> TokenSet {
+        TokenSet {
+            access_token: self.access_token,
+            token_type: bearer(),
+            expires_at: now.plus(self.expires_in).as_secs(),
+            refresh_token: self.refresh_token,
+            id_token: self.id_token,
+            subject_hint: None,
+            scope: self.scope,
+        }
+    }
+}
+
+fn bad(reason: ResponseError) -> Error {
+    Error::Response {
+        endpoint: Endpoint::Token,
+        reason,
+    }
+}
+
+/// Validates a token-endpoint response (RFC 6749 §5.1/§5.2 and the crate's stricter rules).
+pub(crate) fn parse_token_response(
+    response: &http::Response<Vec<u8>>,
+) -> Result<TokenResponse, Error> {
+    if response.status() != http::StatusCode::OK {
+        return Err(error_response(Endpoint::Token, response));
+    }
+    let map = json::parse_object(response.body()).map_err(|e| bad(e.into()))?;
+    if let Some(e) = oauth_error_in(&map) {
+        // A 200 carrying `error` is an error (seen in the wild, oauth2-rs #303).
+        return Err(Error::OAuth(e.with_status(200, retry_after(response))));
+    }
+    let non_empty = |name: &'static str| -> Result<Option<String>, Error> {
+        match map.opt_str(name).map_err(|e| bad(e.into()))? {
+            Some("") => Err(bad(ResponseError::Empty(name))),
+            other => Ok(other.map(str::to_owned)),
+        }
+    };
+    let access_token =
+        non_empty("access_token")?.ok_or(bad(JsonError::Missing("access_token").into()))?;
+    let token_type = map
+        .opt_str("token_type")
+        .map_err(|e| bad(e.into()))?
+        .ok_or(bad(JsonError::Missing("token_type").into()))?;
+    if !token_type.eq_ignore_ascii_case("bearer") {
+        return Err(bad(ResponseError::TokenType));
+    }
+    let expires_in = match map.get("expires_in") {
+        None | Some(Value::Null) => DEFAULT_EXPIRES_IN,
+        Some(Value::Number(n)) => number_to_u64(n).ok_or(bad(ResponseError::ExpiresIn))?,
+        // Some providers send a numeric string (oauth2-rs #85, Azure).
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.parse().map_err(|_| bad(ResponseError::ExpiresIn))?
+        }
+        Some(_) => return Err(bad(ResponseError::ExpiresIn)),
+    };
+    Ok(TokenResponse {
+        access_token,
+        expires_in,
+        refresh_token: non_empty("refresh_token")?,
+        id_token: non_empty("id_token")?,
+        scope: map
+            .opt_str("scope")
+            .map_err(|e| bad(e.into()))?
+            .map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::OAuthErrorKind;
+
+    fn resp(status: u16, body: &str) -> http::Response<Vec<u8>> {
+        http::Response::builder()
+            .status(status)
+            .body(body.as_bytes().to_vec())
+            .unwrap()
+    }
+
+    fn parse(status: u16, body: &str) -> Result<TokenResponse, Error> {
+        parse_token_response(&resp(status, body))
+    }
+
+    fn reason(e: Error) -> ResponseError {
+        match e {
+            Error::Response { reason, .. } => reason,
+            other => panic!("not a response error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rfc6749_5_1_successful_response() {
+        let r = parse(
+            200,
+            r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"example_is_not_bearer_here_so_use_Bearer","expires_in":3600}"#,
+        );
+        assert_eq!(reason(r.err().unwrap()), ResponseError::TokenType);
+        let r = parse(
+            200,
+            r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"Bearer","expires_in":3600,"refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA","scope":"openid email"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.access_token, "2YotnFZFEjr1zCsicMWpAA");
+        assert_eq!(r.expires_in, 3600);
+        assert_eq!(r.refresh_token.as_deref(), Some("tGzv3JOkF0XG5Qx2TlKWIA"));
+        assert_eq!(r.scope.as_deref(), Some("openid email"));
+        let ts = r.into_token_set(UnixTime(1000));
+        assert_eq!((ts.expires_at, ts.token_type.as_str()), (4600, "Bearer"));
+    }
+
+    #[test]
+    fn token_type_is_bearer_in_any_case() {
+        for tt in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+            assert!(
+                parse(
+                    200,
+                    &format!(r#"{{"access_token":"a","token_type":"{tt}"}}"#)
+                )
+                .is_ok(),
+                "{tt}"
+            );
+        }
+        for tt in ["mac", "DPoP", "", "Bearer "] {
+            let e = parse(
+                200,
+                &format!(r#"{{"access_token":"a","token_type":"{tt}"}}"#),
+            )
+            .err()
+            .unwrap();
+            assert_eq!(reason(e), ResponseError::TokenType, "{tt}");
+        }
+        let e = parse(200, r#"{"access_token":"a"}"#).err().unwrap();
+        assert_eq!(
+            reason(e),
+            ResponseError::Json(JsonError::Missing("token_type"))
+        );
+    }
+
+    #[test]
+    fn expires_in_number_or_numeric_string_never_negative() {
+        let ok = [
+            ("3600", 3600),
+            ("\"3600\"", 3600),
+            ("0", 0),
+            ("3600.0", 3600),
+            ("null", 3600),
+        ];
+        for (v, want) in ok {
+            let r = parse(
+                200,
+                &format!(r#"{{"access_token":"a","token_type":"Bearer","expires_in":{v}}}"#),
+            )
+            .unwrap();
+            assert_eq!(r.expires_in, want, "{v}");
+        }
+        for v in [
+            "-1", "\"-1\"", "1.5", "\"\"", "\"12a\"", "true", "[]", "\"1e3\"", "\" 5\"",
+        ] {
+            let e = parse(
+                200,
+                &format!(r#"{{"access_token":"a","token_type":"Bearer","expires_in":{v}}}"#),
+            )
+            .err()
+            .unwrap();
+            assert_eq!(reason(e), ResponseError::ExpiresIn, "{v}");
+        }
+    }
+
+    #[test]
+    fn expires_in_absent_means_3600() {
+        let r = parse(200, r#"{"access_token":"a","token_type":"Bearer"}"#).unwrap();
+        assert_eq!(r.expires_in, DEFAULT_EXPIRES_IN);
+    }
+
+    #[test]
+    fn ok_with_error_member_is_an_error() {
+        let e = parse(
+            200,
+            r#"{"error":"invalid_grant","error_description":"nope"}"#,
+        )
+        .err()
+        .unwrap();
+        let Error::OAuth(o) = e else { panic!("{e:?}") };
+        assert_eq!(o.kind(), OAuthErrorKind::InvalidGrant);
+        assert_eq!(o.status(), Some(200));
+    }
+
+    #[test]
+    fn rfc6749_5_2_error_response_is_typed_with_status() {
+        let e = parse(400, r#"{"error":"invalid_grant"}"#).err().unwrap();
+        assert_eq!((e.code(), e.status()), ("invalid_grant", Some(400)));
+        let e = parse(401, r#"{"error":"invalid_client"}"#).err().unwrap();
+        assert_eq!((e.code(), e.status()), ("invalid_client", Some(401)));
+        let e = parse(400, r#"{"error":"user_blocked"}"#).err().unwrap();
+        assert!(e.is_session_over());
+    }
+
+    #[test]
+    fn non_json_non_object_and_duplicates_are_errors() {
+        assert!(matches!(
+            reason(parse(200, "<html>").err().unwrap()),
+            ResponseError::Json(JsonError::Syntax { .. })
+        ));
+        assert_eq!(
+            reason(parse(200, "[]").err().unwrap()),
+            ResponseError::Json(JsonError::NotAnObject)
+        );
+        let e = parse(
+            200,
+            r#"{"access_token":"a","access_token":"b","token_type":"Bearer"}"#,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            reason(e),
+            ResponseError::Json(JsonError::DuplicateMember("access_token".into()))
+        );
+    }
+
+    #[test]
+    fn members_must_have_the_right_types() {
+        let cases = [
+            (
+                r#"{"access_token":1,"token_type":"Bearer"}"#,
+                ResponseError::Json(JsonError::Invalid("access_token")),
+            ),
+            (
+                r#"{"access_token":"","token_type":"Bearer"}"#,
+                ResponseError::Empty("access_token"),
+            ),
+            (
+                r#"{"token_type":"Bearer"}"#,
+                ResponseError::Json(JsonError::Missing("access_token")),
+            ),
+            (
+                r#"{"access_token":"a","token_type":"Bearer","refresh_token":5}"#,
+                ResponseError::Json(JsonError::Invalid("refresh_token")),
+            ),
+            (
+                r#"{"access_token":"a","token_type":"Bearer","id_token":""}"#,
+                ResponseError::Empty("id_token"),
+            ),
+            (
+                r#"{"access_token":"a","token_type":"Bearer","scope":["openid"]}"#,
+                ResponseError::Json(JsonError::Invalid("scope")),
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(reason(parse(200, body).err().unwrap()), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn token_set_json_is_the_python_sdks() {
+        let ts = TokenSet {
+            access_token: "at".into(),
+            token_type: "Bearer".into(),
+            expires_at: 1_767_312_000,
+            refresh_token: Some("rt".into()),
+            id_token: None,
+            subject_hint: Some("usr_1".into()),
+            scope: None,
+        };
+        assert_eq!(
+            ts.to_json(),
+            r#"{"access_token":"at","token_type":"Bearer","expires_at":1767312000,"refresh_token":"rt","id_token":null,"subject_hint":"usr_1","scope":null}"#
+        );
+        assert_eq!(TokenSet::from_json(ts.to_json().as_bytes()).unwrap(), ts);
+    }
+
+    #[test]
+    fn stored_token_set_from_python_with_float_expiry_and_missing_members() {
+        let ts =
+            TokenSet::from_json(br#"{"access_token":"at","expires_at":1767312000.75}"#).unwrap();
+        assert_eq!(
+            (ts.expires_at, ts.token_type.as_str(), ts.refresh_token),
+            (1_767_312_000, "Bearer", None)
+        );
+        assert!(TokenSet::from_json(br#"{"access_token":"at","expires_at":-1}"#).is_err());
+        assert!(TokenSet::from_json(br#"{"access_token":"","expires_at":1}"#).is_err());
+        assert!(
+            TokenSet::from_json(br#"{"access_token":"a","access_token":"b","expires_at":1}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_tokens() {
+        let ts = TokenSet {
+            access_token: "SECRET_AT".into(),
+            token_type: "Bearer".into(),
+            expires_at: 1,
+            refresh_token: Some("SECRET_RT".into()),
+            id_token: Some("SECRET_ID".into()),
+            subject_hint: None,
+            scope: None,
+        };
+        let d = format!("{ts:?}");
+        assert!(!d.contains("SECRET"), "{d}");
+    }
+
+    #[test]
+    fn expiry_arithmetic() {
+        let ts = TokenSet::from_json(br#"{"access_token":"a","expires_at":100}"#).unwrap();
+        assert_eq!(ts.expires_in(UnixTime(40)), 60);
+        assert_eq!(ts.expires_in(UnixTime(140)), -40);
+        assert!(!ts.is_expired(UnixTime(40), 30));
+        assert!(ts.is_expired(UnixTime(40), 60));
+        assert!(ts.is_expired(UnixTime(100), 0));
+    }
+}
