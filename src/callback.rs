@@ -37,7 +37,7 @@ impl CallbackParams {
         let without_fragment = input.split('#').next().unwrap_or_default();
         let query = match without_fragment.split_once('?') {
             Some((_, q)) => q,
-            None if without_fragment.contains("://") || without_fragment.contains(":/") => "",
+            None if has_scheme(without_fragment) => "",
             None => without_fragment,
         };
         Self::from_pairs(url::form_urlencoded::parse(query.as_bytes()).into_owned())
@@ -76,6 +76,18 @@ impl CallbackParams {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// Whether `s` starts with a URI scheme (RFC 3986 §3.1: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`),
+/// i.e. is a URL rather than a bare query string such as `code=…&state=…`.
+fn has_scheme(s: &str) -> bool {
+    let Some((scheme, _)) = s.split_once(':') else {
+        return false;
+    };
+    scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// What the caller passes as a callback: a URL or query string, or parsed parameters.
@@ -174,9 +186,22 @@ mod tests {
             "code=C&state=S1",
             "com.example.app:/cb?code=C&state=S1",
             "https://app.example.com/cb?code=C&state=S1&session_state=x",
+            "code=C&state=S1&iss_hint=https://unencoded.example",
         ] {
             assert_eq!(run(input, false).unwrap(), "C", "{input}");
         }
+    }
+
+    #[test]
+    fn a_url_without_query_has_no_parameters() {
+        assert_eq!(
+            run("https://app.example.com/cb", false).unwrap_err().code(),
+            "invalid_state"
+        );
+        assert_eq!(
+            run("com.example.app:/cb", false).unwrap_err().code(),
+            "invalid_state"
+        );
     }
 
     #[test]

@@ -124,6 +124,16 @@ impl KeyRing {
         })
     }
 
+    /// The JWKS request to send *before* spending a one-time secret (code, refresh token), when
+    /// the cached set is empty or stale: a transport failure then costs nothing, whereas after
+    /// the token response it would lose tokens the provider already rotated.
+    fn prefetch(&self, now: UnixTime) -> Result<Option<Outgoing>, Error> {
+        if !self.refetched && !self.keys.is_fresh(now) && self.keys.may_refetch(now) {
+            return self.request().map(Some);
+        }
+        Ok(None)
+    }
+
     /// Verifies the signature, or asks for the JWKS when the cache cannot answer.
     fn verify(
         &mut self,
@@ -198,6 +208,7 @@ fn agent_from_claims(claims: IdClaims, tokens: TokenSet) -> Agent {
 
 enum ExchangeState {
     Start(Outgoing),
+    AwaitPrefetch(Outgoing),
     AwaitToken,
     Verify(TokenResponse),
     AwaitJwks(TokenResponse),
@@ -206,7 +217,10 @@ enum ExchangeState {
 
 /// Spends an authorization code and validates the result into an [`Agent`].
 ///
-/// Steps: `Send(token request)`, then possibly `Send(JWKS)` + `KeysRefreshed`, then `Done`.
+/// Steps: `Send(JWKS)` + `KeysRefreshed` first when the cached key set is empty or stale (so
+/// that no transport failure can come between spending the code and the result), then
+/// `Send(token request)`, then `Send(JWKS)` + `KeysRefreshed` only if the ID token's key is
+/// unknown and the cooldown allows, then `Done`.
 /// The ID token is required and fully verified (signature, `iss`, `aud`, `azp`, `exp`, `iat`,
 /// `nbf`, `nonce`, `at_hash`, `auth_time` when `max_age` was sent); on any failure no token
 /// comes out.
@@ -254,8 +268,16 @@ impl Operation for Exchange {
             }
             match std::mem::replace(&mut self.state, ExchangeState::Finished) {
                 ExchangeState::Start(out) => {
+                    if let Some(jwks) = self.ring.prefetch(now)? {
+                        self.state = ExchangeState::AwaitPrefetch(out);
+                        return Ok(Step::Send(jwks));
+                    }
                     self.state = ExchangeState::AwaitToken;
                     return Ok(Step::Send(out));
+                }
+                ExchangeState::AwaitPrefetch(out) => {
+                    self.ring.absorb(&take(&mut self.response)?, now)?;
+                    self.state = ExchangeState::Start(out);
                 }
                 ExchangeState::AwaitToken => {
                     let tr = parse_token_response(&take(&mut self.response)?)?;
@@ -323,6 +345,7 @@ enum Identity {
 
 enum SessionState {
     Start,
+    AwaitPrefetch,
     AwaitRefresh,
     VerifyRefresh(TokenResponse),
     AwaitJwks(TokenResponse),
@@ -372,8 +395,11 @@ impl SessionOptions {
 ///
 /// Steps, in order, each only when needed:
 /// 1. `Send(refresh request)` when forced or when auto-refresh is on and the access token is
-///    within the refresh buffer (no refresh token ⇒ [`Error::TokenExpired`]);
-/// 2. `Send(JWKS)` + `KeysRefreshed` when a refreshed ID token's key is not cached;
+///    within the refresh buffer (no refresh token ⇒ [`Error::TokenExpired`]); preceded by
+///    `Send(JWKS)` + `KeysRefreshed` when the cached key set is empty or stale, so that the
+///    refresh token is only spent once the keys to verify the answer are at hand;
+/// 2. `Send(JWKS)` + `KeysRefreshed` when a refreshed ID token's key is still unknown (a key
+///    rotated in between) and the cooldown allows;
 /// 3. `Persist(tokens)` with the rotated token set, as soon as it is validated;
 /// 4. `Send(UserInfo)` when the identity must come from UserInfo (a token set with
 ///    `subject_hint` and no ID token, or a refresh that returned no ID token); UserInfo's
@@ -538,11 +564,21 @@ impl Operation for Session {
             }
             match std::mem::replace(&mut self.state, SessionState::Finished) {
                 SessionState::Start if self.refresh => {
+                    if self.tokens.refresh_token.is_some() {
+                        if let Some(jwks) = self.ring.prefetch(now)? {
+                            self.state = SessionState::AwaitPrefetch;
+                            return Ok(Step::Send(jwks));
+                        }
+                    }
                     let out = self.refresh_request()?;
                     self.state = SessionState::AwaitRefresh;
                     return Ok(Step::Send(out));
                 }
                 SessionState::Start | SessionState::Persisted => return self.finish_or_hydrate(),
+                SessionState::AwaitPrefetch => {
+                    self.ring.absorb(&take(&mut self.response)?, now)?;
+                    self.state = SessionState::Start;
+                }
                 SessionState::AwaitRefresh => {
                     let tr = parse_token_response(&take(&mut self.response)?)?;
                     if tr.id_token.is_some() {

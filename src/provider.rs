@@ -137,6 +137,9 @@ impl ProviderMetadata {
         if !response_types.contains(&"code") {
             return Err(DiscoveryError::NoCodeFlow);
         }
+        strings("subject_types_supported")?.ok_or(DiscoveryError::Json(JsonError::Missing(
+            "subject_types_supported",
+        )))?;
         // Absent means the provider did not say; AuthPI and oidc-provider always list it.
         if let Some(methods) = strings("code_challenge_methods_supported")? {
             if !methods.contains(&"S256") {
