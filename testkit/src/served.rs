@@ -109,6 +109,17 @@ impl Served {
         f(&mut lock(&self.shared.issuer))
     }
 
+    /// Shortcut for [`Issuer::push_response`].
+    pub fn push_response(&self, path_suffix: &str, response: Response<Vec<u8>>) {
+        lock(&self.shared.issuer).push_response(path_suffix, response);
+    }
+
+    /// Shortcut for [`Issuer::set_stall`]: requests to `path_suffix` wait `delay` before
+    /// being answered (the issuer is not locked while waiting).
+    pub fn set_stall(&self, path_suffix: &str, delay: Duration) {
+        lock(&self.shared.issuer).set_stall(path_suffix, delay);
+    }
+
     /// Request counters.
     pub fn stats(&self) -> Stats {
         lock(&self.shared.issuer).stats()

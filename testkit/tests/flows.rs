@@ -1031,3 +1031,47 @@ fn debug_redacts_client_secret() {
     assert!(!s.contains("secret_web"), "{s}");
     assert!(s.contains("redacted"));
 }
+
+#[test]
+fn redirect_uri_matches_rfc8252_loopback() {
+    // (registered, candidate, matches)
+    let cases = [
+        ("http://127.0.0.1/cb", "http://127.0.0.1:1/cb", true),
+        ("http://127.0.0.1/cb", "http://127.0.0.1:65535/cb", true),
+        ("http://127.0.0.1/cb", "http://127.0.0.1/cb", true),
+        ("http://[::1]/cb", "http://[::1]:8080/cb", true),
+        ("http://[::1]/cb", "http://127.0.0.1:8080/cb", false),
+        ("http://127.0.0.1:80/cb", "http://127.0.0.1:8080/cb", false),
+        (
+            "http://127.0.0.1:3000/cb",
+            "http://127.0.0.1:3001/cb",
+            false,
+        ),
+        ("http://127.0.0.1:3000/cb", "http://127.0.0.1:3000/cb", true),
+        ("http://[::1]:3000/cb", "http://[::1]:3001/cb", false),
+        (
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:8080/cb#frag",
+            false,
+        ),
+        (
+            "http://127.0.0.1/cb",
+            "http://user@127.0.0.1:8080/cb",
+            false,
+        ),
+        ("http://localhost/cb", "http://localhost:8080/cb", false),
+        (
+            "https://app.example.com/cb",
+            "https://app.example.com:443/cb",
+            false,
+        ),
+    ];
+    for (registered, candidate, expected) in cases {
+        let c = Client::public("c", &[registered]);
+        assert_eq!(
+            c.redirect_uri_matches(candidate),
+            expected,
+            "{registered} vs {candidate}"
+        );
+    }
+}

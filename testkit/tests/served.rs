@@ -253,7 +253,7 @@ fn stall_and_pushed_faults() {
         get(&mut conn, &served, "/.well-known/openid-configuration").status,
         200
     );
-    served.with(|idp| idp.set_stall("/jwks.json", Duration::ZERO));
+    served.set_stall("/jwks.json", Duration::ZERO);
     let start = Instant::now();
     get(&mut conn, &served, "/jwks.json");
     assert!(start.elapsed() < Duration::from_millis(300));
