@@ -1075,3 +1075,38 @@ fn redirect_uri_matches_rfc8252_loopback() {
         );
     }
 }
+
+#[test]
+fn garbage_input_gets_4xx_not_a_panic() {
+    let mut idp = demo();
+    let bodies: [&[u8]; 6] = [
+        b"\xff\xfe\x00grant_type=refresh_token&refresh_token=\xff",
+        b"grant_type=refresh_token&refresh_token=a.b.c&client_id=client_web&client_secret=secret_web",
+        b"grant_type=refresh_token&refresh_token=..&client_id=client_web&client_secret=secret_web",
+        b"grant_type=authorization_code&grant_type=authorization_code&client_id=client_web",
+        b"%%%%&&&==",
+        b"",
+    ];
+    for b in bodies {
+        for path in [
+            "/token",
+            "/revoke",
+            "/introspect",
+            "/authorize",
+            "/logout",
+            "/userinfo",
+        ] {
+            let req = Request::post(format!("{ISS}{path}"))
+                .header("authorization", "Basic %%%")
+                .body(b.to_vec())
+                .unwrap();
+            let status = idp.handle(req, T0).status().as_u16();
+            assert!((400..500).contains(&status), "{path} {b:?}: {status}");
+        }
+    }
+    let req = Request::get(format!("{ISS}/userinfo"))
+        .header("authorization", "Bearer eyJ.eyJ.sig")
+        .body(Vec::new())
+        .unwrap();
+    assert_eq!(idp.handle(req, T0).status(), 401);
+}
