@@ -243,11 +243,19 @@ fn loopback_match(registered: &str, candidate: &str) -> bool {
             && u.password().is_none()
             && u.fragment().is_none()
     };
-    // The registered URI must not name a port; the candidate may use any.
+    // The registered URI must not name a port (not even the default one); the candidate may
+    // use any.
+    let authority = registered
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .unwrap_or("");
+    let names_port = authority
+        .rsplit_once(']')
+        .map_or(authority, |(_, after)| after)
+        .contains(':');
     loopback(&reg)
         && loopback(&cand)
-        && reg.port().is_none()
-        && !registered.contains("127.0.0.1:")
+        && !names_port
         && reg.host_str() == cand.host_str()
         && reg.path() == cand.path()
         && reg.query() == cand.query()

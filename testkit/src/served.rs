@@ -109,6 +109,17 @@ impl Served {
         f(&mut lock(&self.shared.issuer))
     }
 
+    /// Shortcut for [`Issuer::push_response`].
+    pub fn push_response(&self, path_suffix: &str, response: Response<Vec<u8>>) {
+        lock(&self.shared.issuer).push_response(path_suffix, response);
+    }
+
+    /// Shortcut for [`Issuer::set_stall`]: requests to `path_suffix` wait `delay` before
+    /// being answered (the issuer is not locked while waiting).
+    pub fn set_stall(&self, path_suffix: &str, delay: Duration) {
+        lock(&self.shared.issuer).set_stall(path_suffix, delay);
+    }
+
     /// Request counters.
     pub fn stats(&self) -> Stats {
         lock(&self.shared.issuer).stats()
@@ -187,11 +198,22 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
     };
     let mut writer = io::BufWriter::new(write_half);
     let mut reader = BufReader::new(stream);
+    serve_requests(&mut reader, &mut writer, shared);
+    // Other handles to this socket (kept for Drop) must not keep the peer waiting.
+    let _ = writer.flush();
+    let _ = reader.get_ref().shutdown(Shutdown::Both);
+}
+
+fn serve_requests(
+    reader: &mut BufReader<TcpStream>,
+    writer: &mut io::BufWriter<TcpStream>,
+    shared: &Shared,
+) {
     loop {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let parsed = read_request(&mut reader, &mut writer);
+        let parsed = read_request(reader, writer);
         let (req, keep_alive) = match parsed {
             Ok(Some(r)) => r,
             Ok(None) => return,
@@ -199,7 +221,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
                 let mut resp =
                     Response::new(status.canonical_reason().unwrap_or("").as_bytes().to_vec());
                 *resp.status_mut() = status;
-                let _ = write_response(&mut writer, &resp, false, false);
+                let _ = write_response(writer, &resp, false, false);
                 return;
             }
         };
@@ -213,7 +235,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
         }
         let now = shared.now();
         let resp = lock(&shared.issuer).handle(req, now);
-        if write_response(&mut writer, &resp, keep_alive, head).is_err() || !keep_alive {
+        if write_response(writer, &resp, keep_alive, head).is_err() || !keep_alive {
             return;
         }
     }

@@ -1031,3 +1031,82 @@ fn debug_redacts_client_secret() {
     assert!(!s.contains("secret_web"), "{s}");
     assert!(s.contains("redacted"));
 }
+
+#[test]
+fn redirect_uri_matches_rfc8252_loopback() {
+    // (registered, candidate, matches)
+    let cases = [
+        ("http://127.0.0.1/cb", "http://127.0.0.1:1/cb", true),
+        ("http://127.0.0.1/cb", "http://127.0.0.1:65535/cb", true),
+        ("http://127.0.0.1/cb", "http://127.0.0.1/cb", true),
+        ("http://[::1]/cb", "http://[::1]:8080/cb", true),
+        ("http://[::1]/cb", "http://127.0.0.1:8080/cb", false),
+        ("http://127.0.0.1:80/cb", "http://127.0.0.1:8080/cb", false),
+        (
+            "http://127.0.0.1:3000/cb",
+            "http://127.0.0.1:3001/cb",
+            false,
+        ),
+        ("http://127.0.0.1:3000/cb", "http://127.0.0.1:3000/cb", true),
+        ("http://[::1]:3000/cb", "http://[::1]:3001/cb", false),
+        (
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:8080/cb#frag",
+            false,
+        ),
+        (
+            "http://127.0.0.1/cb",
+            "http://user@127.0.0.1:8080/cb",
+            false,
+        ),
+        ("http://localhost/cb", "http://localhost:8080/cb", false),
+        (
+            "https://app.example.com/cb",
+            "https://app.example.com:443/cb",
+            false,
+        ),
+    ];
+    for (registered, candidate, expected) in cases {
+        let c = Client::public("c", &[registered]);
+        assert_eq!(
+            c.redirect_uri_matches(candidate),
+            expected,
+            "{registered} vs {candidate}"
+        );
+    }
+}
+
+#[test]
+fn garbage_input_gets_4xx_not_a_panic() {
+    let mut idp = demo();
+    let bodies: [&[u8]; 6] = [
+        b"\xff\xfe\x00grant_type=refresh_token&refresh_token=\xff",
+        b"grant_type=refresh_token&refresh_token=a.b.c&client_id=client_web&client_secret=secret_web",
+        b"grant_type=refresh_token&refresh_token=..&client_id=client_web&client_secret=secret_web",
+        b"grant_type=authorization_code&grant_type=authorization_code&client_id=client_web",
+        b"%%%%&&&==",
+        b"",
+    ];
+    for b in bodies {
+        for path in [
+            "/token",
+            "/revoke",
+            "/introspect",
+            "/authorize",
+            "/logout",
+            "/userinfo",
+        ] {
+            let req = Request::post(format!("{ISS}{path}"))
+                .header("authorization", "Basic %%%")
+                .body(b.to_vec())
+                .unwrap();
+            let status = idp.handle(req, T0).status().as_u16();
+            assert!((400..500).contains(&status), "{path} {b:?}: {status}");
+        }
+    }
+    let req = Request::get(format!("{ISS}/userinfo"))
+        .header("authorization", "Bearer eyJ.eyJ.sig")
+        .body(Vec::new())
+        .unwrap();
+    assert_eq!(idp.handle(req, T0).status(), 401);
+}
