@@ -1,0 +1,431 @@
+//! Organization memberships: the `organizations` claim and precompiled per-organization checks.
+//!
+//! The claim has the same shape in access tokens, ID tokens and userinfo:
+//! `[{"id":"org_…","title":"Founder"|null,"scopes":["owner","billing:write"],"joined_at":1767312000}]`.
+//! [`parse_organizations`] reads it leniently, as the official SDK does; [`Memberships`] indexes
+//! it so that every check costs the same whether the principal belongs to 1 or 1000 orgs.
+//!
+//! Roles: [`Memberships::is_owner_of`] and [`Memberships::is_admin_of`] check the exact role
+//! scopes `owner` and `admin`. AuthPI's documentation does not say that `owner` implies `admin`,
+//! so it does not here: an org with only `owner` is not reported as admin. Callers that want
+//! "owner or admin" ask both. No wildcard (not even `*:**`) implies a role.
+
+use crate::json::Members;
+use crate::scope::{FastMap, ScopeSet};
+use serde_json::Value;
+
+/// One organization membership, as in the `organizations` claim.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Organization {
+    /// Organization id (`org_…`), compared exactly.
+    pub id: String,
+    /// The member's title in this organization, if any.
+    pub title: Option<String>,
+    /// Role scopes (`owner`, `admin`, `member`) and `resource:action` scopes, in claim order.
+    pub scopes: Vec<String>,
+    /// When the membership started, Unix seconds (0 when the claim did not say).
+    pub joined_at: u64,
+}
+
+/// Lenient parsing of a claim value: skip entries that are not objects or lack a string `id`;
+/// missing/ill-typed `scopes` ⇒ empty (skip non-string items); missing `joined_at` ⇒ 0 (accept
+/// integer or integral float; anything else ⇒ 0); `title` string or None. Non-array ⇒ empty Vec.
+pub fn parse_organizations(value: &Value) -> Vec<Organization> {
+    let Some(items) = value.as_array() else {
+        return Vec::new();
+    };
+    items.iter().filter_map(parse_one).collect()
+}
+
+fn parse_one(item: &Value) -> Option<Organization> {
+    let obj = item.as_object()?;
+    let id = obj.get("id")?.as_str()?.to_owned();
+    // Lenient: an ill-typed optional member reads as absent.
+    let title = obj.opt_str("title").ok().flatten().map(str::to_owned);
+    let scopes = obj
+        .get("scopes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    // Integers, and floats without a fraction part; negative, fractional, out-of-range or
+    // non-numeric values read as 0.
+    let joined_at = obj.opt_u64("joined_at").ok().flatten().unwrap_or(0);
+    Some(Organization {
+        id,
+        title,
+        scopes,
+        joined_at,
+    })
+}
+
+/// Memberships with precompiled per-org [`ScopeSet`]s: lookups O(1) in the number of orgs.
+///
+/// Keeps every entry in claim order ([`as_slice`](Self::as_slice)); when two entries share an
+/// id, the first one wins for every lookup and the later ones are ignored by all checks.
+#[derive(Clone, Debug, Default)]
+pub struct Memberships {
+    /// All entries, claim order.
+    orgs: Vec<Organization>,
+    /// First index of each id in `orgs`, and that entry's compiled scopes.
+    index: FastMap<Box<str>, (usize, ScopeSet)>,
+    /// Union of the scopes of every indexed entry: granting "in any org" is granting in the union.
+    any: ScopeSet,
+}
+
+impl Memberships {
+    /// Indexes `orgs` and compiles their scopes.
+    pub fn new(orgs: Vec<Organization>) -> Self {
+        let mut index: FastMap<Box<str>, (usize, ScopeSet)> = FastMap::default();
+        index.reserve(orgs.len());
+        let mut any_scopes: Vec<&str> = Vec::new();
+        for (i, org) in orgs.iter().enumerate() {
+            if index.contains_key(org.id.as_str()) {
+                continue;
+            }
+            index.insert(
+                org.id.as_str().into(),
+                (i, ScopeSet::new(org.scopes.iter().cloned())),
+            );
+            any_scopes.extend(org.scopes.iter().map(String::as_str));
+        }
+        let any = ScopeSet::new(any_scopes);
+        Memberships { orgs, index, any }
+    }
+
+    /// Every membership, in claim order (duplicates included).
+    pub fn as_slice(&self) -> &[Organization] {
+        &self.orgs
+    }
+
+    /// Whether there is no membership at all.
+    pub fn is_empty(&self) -> bool {
+        self.orgs.is_empty()
+    }
+
+    /// The membership in `org_id` (the first one if the claim repeated the id).
+    pub fn get(&self, org_id: &str) -> Option<&Organization> {
+        let (i, _) = self.index.get(org_id)?;
+        self.orgs.get(*i)
+    }
+
+    /// The compiled scopes of the membership in `org_id` (the SDK's `get_scopes_for`).
+    pub fn scopes_for(&self, org_id: &str) -> Option<&ScopeSet> {
+        self.index.get(org_id).map(|(_, set)| set)
+    }
+
+    /// Whether the membership in `org_id` grants `action` on `resource`; false for an unknown org.
+    pub fn has_access_in(&self, org_id: &str, action: &str, resource: &str) -> bool {
+        self.scopes_for(org_id)
+            .is_some_and(|set| set.allows(action, resource))
+    }
+
+    /// Whether any membership grants `action` on `resource`. O(1) in the number of orgs.
+    ///
+    /// This does not fall back to a token's `scope` string when there are no memberships; that
+    /// rule belongs to the agent.
+    pub fn has_access_any(&self, action: &str, resource: &str) -> bool {
+        self.any.allows(action, resource)
+    }
+
+    /// Whether the membership in `org_id` has the role scope `owner`.
+    pub fn is_owner_of(&self, org_id: &str) -> bool {
+        self.has_role(org_id, "owner")
+    }
+
+    /// Whether the membership in `org_id` has the role scope `admin` (`owner` does not imply it).
+    pub fn is_admin_of(&self, org_id: &str) -> bool {
+        self.has_role(org_id, "admin")
+    }
+
+    /// Whether there is a membership in `org_id`, whatever its scopes (even none).
+    pub fn is_member_of(&self, org_id: &str) -> bool {
+        self.index.contains_key(org_id)
+    }
+
+    fn has_role(&self, org_id: &str, role: &str) -> bool {
+        self.scopes_for(org_id)
+            .is_some_and(|set| set.contains(role))
+    }
+}
+
+impl From<Vec<Organization>> for Memberships {
+    fn from(orgs: Vec<Organization>) -> Self {
+        Self::new(orgs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn org(id: &str, title: Option<&str>, scopes: &[&str], joined_at: u64) -> Organization {
+        Organization {
+            id: id.into(),
+            title: title.map(Into::into),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            joined_at,
+        }
+    }
+
+    #[test]
+    fn lenient_parsing_table() {
+        let cases: Vec<(&str, Value, Vec<Organization>)> = vec![
+            (
+                "spec example",
+                json!([{"id":"org_1","title":"Founder","scopes":["owner","billing:write"],"joined_at":1767312000}]),
+                vec![org(
+                    "org_1",
+                    Some("Founder"),
+                    &["owner", "billing:write"],
+                    1767312000,
+                )],
+            ),
+            ("not an array", json!({"id": "org_1"}), vec![]),
+            ("null", Value::Null, vec![]),
+            ("string", json!("org_1"), vec![]),
+            (
+                "non-object entries skipped",
+                json!([1, "org_x", null, ["org_y"], {"id":"org_1"}]),
+                vec![org("org_1", None, &[], 0)],
+            ),
+            (
+                "missing id",
+                json!([{"title":"x","scopes":["owner"]}]),
+                vec![],
+            ),
+            ("numeric id", json!([{"id": 7, "scopes":["owner"]}]), vec![]),
+            ("null id", json!([{"id": null}]), vec![]),
+            (
+                "missing scopes, title, joined_at",
+                json!([{"id":"org_1"}]),
+                vec![org("org_1", None, &[], 0)],
+            ),
+            (
+                "null title, scopes not an array",
+                json!([{"id":"org_1","title":null,"scopes":"owner"}]),
+                vec![org("org_1", None, &[], 0)],
+            ),
+            (
+                "non-string title",
+                json!([{"id":"org_1","title":5}]),
+                vec![org("org_1", None, &[], 0)],
+            ),
+            (
+                "non-string scope items skipped",
+                json!([{"id":"org_1","scopes":["a:b", 1, null, {"x":1}, "owner"]}]),
+                vec![org("org_1", None, &["a:b", "owner"], 0)],
+            ),
+            (
+                "integral float joined_at",
+                json!([{"id":"org_1","joined_at":1767312000.0}]),
+                vec![org("org_1", None, &[], 1767312000)],
+            ),
+            (
+                "fractional float joined_at",
+                json!([{"id":"org_1","joined_at":1.5}]),
+                vec![org("org_1", None, &[], 0)],
+            ),
+            (
+                "negative joined_at",
+                json!([{"id":"org_1","joined_at":-5}]),
+                vec![org("org_1", None, &[], 0)],
+            ),
+            (
+                "negative float joined_at",
+                json!([{"id":"org_1","joined_at":-5.0}]),
+                vec![org("org_1", None, &[], 0)],
+            ),
+            (
+                "huge float joined_at",
+                json!([{"id":"org_1","joined_at":1e30}]),
+                vec![org("org_1", None, &[], 0)],
+            ),
+            (
+                "string joined_at",
+                json!([{"id":"org_1","joined_at":"1767312000"}]),
+                vec![org("org_1", None, &[], 0)],
+            ),
+            (
+                "u64::MAX joined_at",
+                json!([{"id":"org_1","joined_at":u64::MAX}]),
+                vec![org("org_1", None, &[], u64::MAX)],
+            ),
+            (
+                "order kept, duplicates kept",
+                json!([{"id":"org_2"},{"id":"org_1"},{"id":"org_2","title":"again"}]),
+                vec![
+                    org("org_2", None, &[], 0),
+                    org("org_1", None, &[], 0),
+                    org("org_2", Some("again"), &[], 0),
+                ],
+            ),
+        ];
+        for (name, value, expected) in cases {
+            assert_eq!(parse_organizations(&value), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn parses_through_strict_json() {
+        let doc = br#"{"organizations":[{"id":"org_1","title":null,"scopes":["projects:**"],"joined_at":1}]}"#;
+        let map = crate::json::parse_object(doc).unwrap();
+        let orgs = parse_organizations(map.get("organizations").unwrap());
+        assert_eq!(orgs, vec![org("org_1", None, &["projects:**"], 1)]);
+    }
+
+    #[test]
+    fn serde_round_trip_uses_claim_names() {
+        let o = org("org_1", None, &["owner"], 3);
+        let v = serde_json::to_value(&o).unwrap();
+        assert_eq!(
+            v,
+            json!({"id":"org_1","title":null,"scopes":["owner"],"joined_at":3})
+        );
+        let back: Organization = serde_json::from_value(v).unwrap();
+        assert_eq!(back, o);
+    }
+
+    fn sample() -> Memberships {
+        Memberships::new(vec![
+            org(
+                "org_a",
+                Some("Founder"),
+                &["owner", "projects:**", "users:read"],
+                1,
+            ),
+            org("org_b", None, &["admin", "billing:write"], 2),
+            org("org_c", None, &[], 3),
+            org("org_a", None, &["admin", "*:**"], 4),
+        ])
+    }
+
+    #[test]
+    fn has_access_in_table() {
+        let m = sample();
+        // (org, action, resource, expected)
+        let cases: &[(&str, &str, &str, bool)] = &[
+            ("org_a", "read", "projects", true),
+            ("org_a", "write", "projects", true),
+            ("org_a", "delete", "projects.tasks", true),
+            ("org_a", "read", "projects.tasks.comments", true),
+            ("org_a", "read", "users", true),
+            ("org_a", "write", "users", false),
+            ("org_a", "read", "billing", false),
+            // The duplicate org_a (with *:**) is ignored.
+            ("org_a", "write", "billing", false),
+            ("org_b", "write", "billing", true),
+            ("org_b", "read", "projects", false),
+            ("org_c", "read", "projects", false),
+            ("org_unknown", "read", "projects", false),
+            ("", "read", "projects", false),
+            ("ORG_A", "read", "projects", false),
+        ];
+        for &(o, action, resource, expected) in cases {
+            assert_eq!(
+                m.has_access_in(o, action, resource),
+                expected,
+                "{o} {action} {resource}"
+            );
+        }
+    }
+
+    #[test]
+    fn has_access_any_table() {
+        let m = sample();
+        let cases: &[(&str, &str, bool)] = &[
+            ("read", "projects.tasks", true),
+            ("write", "billing", true),
+            ("read", "billing", false),
+            ("write", "users", false),
+            // Only the ignored duplicate entry has *:**.
+            ("read", "anything", false),
+        ];
+        for &(action, resource, expected) in cases {
+            assert_eq!(
+                m.has_access_any(action, resource),
+                expected,
+                "{action} {resource}"
+            );
+        }
+        assert!(!Memberships::default().has_access_any("read", "projects"));
+    }
+
+    #[test]
+    fn roles_and_membership() {
+        let m = sample();
+        assert!(m.is_owner_of("org_a"));
+        assert!(
+            !m.is_admin_of("org_a"),
+            "owner does not imply admin; duplicate ignored"
+        );
+        assert!(m.is_admin_of("org_b"));
+        assert!(!m.is_owner_of("org_b"));
+        assert!(m.is_member_of("org_c"));
+        assert!(!m.is_owner_of("org_c"));
+        assert!(!m.is_member_of("org_d"));
+        assert!(!m.is_owner_of("org_d"));
+        let everything = Memberships::new(vec![org("org_x", None, &["*:**", "*:*"], 0)]);
+        assert!(!everything.is_owner_of("org_x"));
+        assert!(!everything.is_admin_of("org_x"));
+        assert!(everything.has_access_in("org_x", "read", "a.b.c"));
+    }
+
+    #[test]
+    fn duplicate_ids_first_wins() {
+        let m = sample();
+        assert_eq!(m.as_slice().len(), 4);
+        assert_eq!(
+            m.get("org_a").and_then(|o| o.title.as_deref()),
+            Some("Founder")
+        );
+        assert_eq!(m.get("org_a").map(|o| o.joined_at), Some(1));
+        assert_eq!(
+            m.scopes_for("org_a").map(ScopeSet::as_slice),
+            Some(
+                &[
+                    "owner".to_string(),
+                    "projects:**".into(),
+                    "users:read".into()
+                ][..]
+            )
+        );
+        assert!(m.scopes_for("org_c").is_some_and(ScopeSet::is_empty));
+        assert!(m.scopes_for("nope").is_none());
+        assert!(m.get("nope").is_none());
+        assert!(!m.is_empty());
+        assert!(Memberships::default().is_empty());
+    }
+
+    #[test]
+    fn many_orgs_index_every_one() {
+        let orgs: Vec<Organization> = (0..1000)
+            .map(|i| Organization {
+                id: format!("org_{i}"),
+                title: None,
+                scopes: vec![format!("r{i}:read")],
+                joined_at: i,
+            })
+            .collect();
+        let m = Memberships::from(orgs);
+        for i in 0..1000 {
+            let id = format!("org_{i}");
+            assert!(m.has_access_in(&id, "read", &format!("r{i}")));
+            assert!(!m.has_access_in(&id, "read", &format!("r{}", i + 1)));
+        }
+        assert!(m.has_access_any("read", "r999"));
+        assert!(!m.has_access_any("read", "r1000"));
+    }
+
+    #[test]
+    fn is_send_sync_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Memberships>();
+        check::<Organization>();
+    }
+}

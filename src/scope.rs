@@ -1,0 +1,480 @@
+//! AuthPI's scope grammar: `resource:action` scopes, dotted resources, wildcards and roles.
+//!
+//! # Grammar
+//! A scope is parsed at its **last** `:` into a resource and an action ([`parse_scope`]); if
+//! either side is empty the scope is invalid and grants nothing. Comparison is exact and
+//! case-sensitive. A scope `R:A` grants the request (`action`, `resource`) when:
+//!
+//! | scope | grants |
+//! |---|---|
+//! | `R:act` | `act` on `R` exactly |
+//! | `R:*` | every action on `R` exactly (not on `R.x`) |
+//! | `R:**` | every action on `R` and on every `R.…` below it |
+//! | `*:act` | `act` on any top-level resource (one without `.`) |
+//! | `*:*` | every action on any top-level resource |
+//! | `*:**` | everything |
+//!
+//! `owner`, `admin` and `member` are **roles**: scopes without a colon, checked by exact presence
+//! ([`ScopeSet::contains`]) and never implied by any wildcard.
+//!
+//! # Edge cases (decided here)
+//! - A requested `action` or `resource` that is empty never matches anything, not even `*:**`.
+//! - The requested action and resource are taken literally: a request for action `*` is granted
+//!   only by the wildcard actions `*` and `**` (not by `read`); a request for resource `*` is a
+//!   request about a top-level resource named `*`.
+//! - Only a scope resource that is exactly `*` is a wildcard. `**:read`, `projects.*:read` and
+//!   `projects.**:read` name literal resources (`**`, `projects.*`, `projects.**`).
+//! - An action is a wildcard only when it is exactly `*` or `**`; `read*` is literal.
+//! - Colons before the last one belong to the resource: `a:b:c` is resource `a:b`, action `c`.
+//! - "Below `R`" means the requested resource starts with `R.`; dotted paths are not normalised,
+//!   so `projects:**` also grants on a (malformed) request for `projects.` or `projects..x`.
+//!
+//! # Performance
+//! [`has_access`] is the straightforward scan (linear in the number of scopes, parses each time).
+//! [`ScopeSet`] precompiles a list once; [`ScopeSet::allows`] then costs a few hash lookups plus
+//! one lookup per dotted ancestor of the requested resource, whatever the number of scopes, and
+//! never allocates. Its hasher (FNV-1a, written here) is not resistant to hash flooding; this is
+//! fine because scopes and organization ids come from tokens whose signature was verified.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A scope split into its resource and action (see [`parse_scope`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeRef<'a> {
+    /// Everything before the last `:`, e.g. `projects.tasks`; `*` is the top-level wildcard.
+    pub resource: &'a str,
+    /// Everything after the last `:`, e.g. `read`; `*` and `**` are wildcards.
+    pub action: &'a str,
+}
+
+impl ScopeRef<'_> {
+    /// Whether this one scope grants `action` on `resource`, under the rules of this module.
+    pub fn grants(&self, action: &str, resource: &str) -> bool {
+        if action.is_empty() || resource.is_empty() {
+            return false;
+        }
+        let any_action = self.action == "*" || self.action == "**";
+        let action_ok = any_action || self.action == action;
+        if self.resource == "*" {
+            if self.action == "**" {
+                return true;
+            }
+            return action_ok && !resource.contains('.');
+        }
+        if self.resource == resource {
+            return action_ok;
+        }
+        self.action == "**"
+            && resource
+                .strip_prefix(self.resource)
+                .is_some_and(|rest| rest.starts_with('.'))
+    }
+}
+
+/// Splits `scope` at its last `:`; `None` when there is no colon or either side is empty.
+///
+/// ```
+/// use authpi_idp::scope::{parse_scope, ScopeRef};
+/// assert_eq!(parse_scope("a:b:c"), Some(ScopeRef { resource: "a:b", action: "c" }));
+/// assert_eq!(parse_scope("owner"), None);
+/// assert_eq!(parse_scope("projects:"), None);
+/// ```
+pub fn parse_scope(scope: &str) -> Option<ScopeRef<'_>> {
+    let (resource, action) = scope.rsplit_once(':')?;
+    if resource.is_empty() || action.is_empty() {
+        return None;
+    }
+    Some(ScopeRef { resource, action })
+}
+
+/// Whether any of `scopes` grants `action` on `resource` (invalid scopes and roles are ignored).
+///
+/// Linear in `scopes`; use a [`ScopeSet`] when the same list is checked more than once.
+pub fn has_access<S: AsRef<str>>(scopes: &[S], action: &str, resource: &str) -> bool {
+    scopes
+        .iter()
+        .filter_map(|s| parse_scope(s.as_ref()))
+        .any(|s| s.grants(action, resource))
+}
+
+/// A small, fast, non-cryptographic string hasher (64-bit FNV-1a) for the lookup tables of
+/// [`ScopeSet`] and [`crate::org::Memberships`].
+///
+/// Not resistant to hash flooding: use it only on keys from verified tokens.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FastHasher(u64);
+
+impl Default for FastHasher {
+    fn default() -> Self {
+        FastHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// [`std::hash::BuildHasher`] of [`FastHasher`].
+pub(crate) type FastBuild = BuildHasherDefault<FastHasher>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, FastBuild>;
+pub(crate) type FastSet<K> = HashSet<K, FastBuild>;
+
+/// What the scopes say about one exact resource.
+#[derive(Clone, Debug, Default)]
+struct ResourceGrants {
+    /// `R:*` or `R:**` is present.
+    any_action: bool,
+    /// Literal actions from `R:act`.
+    actions: FastSet<Box<str>>,
+}
+
+/// A precompiled list of scopes: [`ScopeSet::allows`] answers in time independent of the
+/// number of scopes (see the module docs for the grammar and the cost).
+///
+/// Keeps the original strings in their original order ([`ScopeSet::as_slice`]).
+#[derive(Clone, Default)]
+pub struct ScopeSet {
+    /// The scopes as given, in order, duplicates and invalid ones included.
+    raw: Vec<String>,
+    /// Every string of `raw`, for exact presence (roles).
+    present: FastSet<Box<str>>,
+    /// `R:act`, `R:*`, `R:**` keyed by `R` (never `*`).
+    exact: FastMap<Box<str>, ResourceGrants>,
+    /// Resources `R` with `R:**` (grant everything strictly below `R`).
+    deep: FastSet<Box<str>>,
+    /// Actions `act` with `*:act` (literal actions only).
+    top_actions: FastSet<Box<str>>,
+    /// `*:*` is present.
+    top_any: bool,
+    /// `*:**` is present.
+    all: bool,
+}
+
+impl ScopeSet {
+    /// Compiles `scopes`; invalid scopes are kept (for [`as_slice`](Self::as_slice) and
+    /// [`contains`](Self::contains)) but grant nothing.
+    pub fn new<I, S>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut set = ScopeSet::default();
+        for scope in scopes {
+            set.push(scope.into());
+        }
+        set
+    }
+
+    /// Compiles an OAuth `scope` string: tokens separated by whitespace, empty tokens skipped.
+    pub fn from_space_separated(s: &str) -> Self {
+        Self::new(s.split_whitespace())
+    }
+
+    fn push(&mut self, scope: String) {
+        if let Some(ScopeRef { resource, action }) = parse_scope(&scope) {
+            let any_action = action == "*" || action == "**";
+            if resource == "*" {
+                match action {
+                    "**" => self.all = true,
+                    "*" => self.top_any = true,
+                    _ => {
+                        self.top_actions.insert(action.into());
+                    }
+                }
+            } else {
+                if action == "**" {
+                    self.deep.insert(resource.into());
+                }
+                let entry = self.exact.entry(resource.into()).or_default();
+                if any_action {
+                    entry.any_action = true;
+                } else {
+                    entry.actions.insert(action.into());
+                }
+            }
+        }
+        self.present.insert(scope.as_str().into());
+        self.raw.push(scope);
+    }
+
+    /// Whether the set grants `action` on `resource`. Never allocates.
+    pub fn allows(&self, action: &str, resource: &str) -> bool {
+        if action.is_empty() || resource.is_empty() {
+            return false;
+        }
+        if self.all {
+            return true;
+        }
+        if let Some(grants) = self.exact.get(resource) {
+            if grants.any_action || grants.actions.contains(action) {
+                return true;
+            }
+        }
+        if !self.deep.is_empty() {
+            for (i, _) in resource.match_indices('.') {
+                if let Some(ancestor) = resource.get(..i) {
+                    if self.deep.contains(ancestor) {
+                        return true;
+                    }
+                }
+            }
+        }
+        if !resource.contains('.') {
+            return self.top_any || self.top_actions.contains(action);
+        }
+        false
+    }
+
+    /// Whether `scope` is present exactly as given (how roles such as `owner` are checked).
+    pub fn contains(&self, scope: &str) -> bool {
+        self.present.contains(scope)
+    }
+
+    /// The scopes as given, in their original order.
+    pub fn as_slice(&self) -> &[String] {
+        &self.raw
+    }
+
+    /// Whether the set holds no scope at all (not even an invalid one).
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+}
+
+impl fmt::Debug for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ScopeSet").field(&self.raw).finish()
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for ScopeSet {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        Self::new(iter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const WORKED: [&str; 2] = ["projects:**", "users:read"];
+
+    /// (scopes, action, resource, expected)
+    const CASES: &[(&[&str], &str, &str, bool)] = &[
+        // The worked table of the spec.
+        (&WORKED, "read", "projects", true),
+        (&WORKED, "write", "projects", true),
+        (&WORKED, "delete", "projects.tasks", true),
+        (&WORKED, "read", "projects.tasks.comments", true),
+        (&WORKED, "read", "users", true),
+        (&WORKED, "write", "users", false),
+        (&WORKED, "read", "billing", false),
+        // "More" cases.
+        (&["projects:*"], "read", "projects", true),
+        (&["projects:*"], "write", "projects", true),
+        (&["projects:*"], "delete", "projects", true),
+        (&["projects:*"], "read", "projects.tasks", false),
+        (&["*:read"], "read", "users", true),
+        (&["*:read"], "read", "users.verifiers", false),
+        (&["*:read"], "write", "users", false),
+        (&["*:*"], "write", "users", true),
+        (&["*:*"], "write", "users.verifiers", false),
+        (&["*:**"], "write", "users.verifiers.x", true),
+        (&["*:**"], "anything", "billing", true),
+        // `**` covers below, but only at a dot boundary.
+        (&["projects:**"], "read", "projectsx", false),
+        (&["projects:**"], "read", "project", false),
+        (&["projects.tasks:**"], "read", "projects", false),
+        (&["projects.tasks:**"], "read", "projects.tasks.x", true),
+        // A literal action does not cover descendants.
+        (&["projects:read"], "read", "projects.tasks", false),
+        // Case-sensitive.
+        (&["Projects:read"], "read", "projects", false),
+        (&["projects:Read"], "read", "projects", false),
+        // Roles and wildcards never grant each other.
+        (&["owner"], "read", "owner", false),
+        (&["owner"], "owner", "projects", false),
+        // Invalid scopes grant nothing.
+        (&[":read"], "read", "projects", false),
+        (&[":read"], "read", "", false),
+        (&["projects:"], "read", "projects", false),
+        (&[""], "read", "projects", false),
+        (&["nocolon"], "read", "nocolon", false),
+        (&[":"], "read", "projects", false),
+        // Last-colon parsing.
+        (&["a:b:c"], "c", "a:b", true),
+        (&["a:b:c"], "b:c", "a", false),
+        // Literal resource names, not wildcards.
+        (&["projects.**:read"], "read", "projects.tasks", false),
+        (&["projects.**:read"], "read", "projects.**", true),
+        (&["**:read"], "read", "users", false),
+        (&["**:read"], "read", "**", true),
+        (&["read*:x"], "x", "read", false),
+        // Empty requests never match.
+        (&["*:**"], "", "projects", false),
+        (&["*:**"], "read", "", false),
+        (&["projects:*"], "", "projects", false),
+        // Literal request wildcards.
+        (&["projects:read"], "*", "projects", false),
+        (&["projects:*"], "*", "projects", true),
+        (&["*:read"], "read", "*", true),
+        // Several scopes combine.
+        (&["a:read", "b:write", "*:list"], "list", "c", true),
+        (&["a:read", "b:write", "*:list"], "write", "a", false),
+        (&[], "read", "projects", false),
+    ];
+
+    #[test]
+    fn grammar_table() {
+        for &(scopes, action, resource, expected) in CASES {
+            let set = ScopeSet::new(scopes.iter().copied());
+            assert_eq!(
+                set.allows(action, resource),
+                expected,
+                "ScopeSet {scopes:?} {action} {resource}"
+            );
+            assert_eq!(
+                has_access(scopes, action, resource),
+                expected,
+                "has_access {scopes:?} {action} {resource}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_table() {
+        let cases: &[(&str, Option<(&str, &str)>)] = &[
+            ("projects:read", Some(("projects", "read"))),
+            ("projects.tasks:**", Some(("projects.tasks", "**"))),
+            ("a:b:c", Some(("a:b", "c"))),
+            ("*:*", Some(("*", "*"))),
+            (":read", None),
+            ("projects:", None),
+            ("", None),
+            (":", None),
+            ("nocolon", None),
+            ("owner", None),
+            ("a:b:", None),
+            ("::c", Some((":", "c"))),
+        ];
+        for &(input, expected) in cases {
+            let got = parse_scope(input).map(|s| (s.resource, s.action));
+            assert_eq!(got, expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn roles_are_exact_presence() {
+        let set = ScopeSet::new(["*:**", "admin"]);
+        assert!(set.contains("admin"));
+        assert!(!set.contains("owner"));
+        assert!(!set.contains("member"));
+        assert!(!set.contains("Admin"));
+        assert!(set.contains("*:**"));
+        // Presence, not grammar: an invalid scope is still present as written.
+        let set = ScopeSet::new(["projects:"]);
+        assert!(set.contains("projects:"));
+        assert!(!set.allows("read", "projects"));
+    }
+
+    #[test]
+    fn keeps_original_order_and_duplicates() {
+        let set = ScopeSet::from_space_separated("  b:read a:write\tb:read owner ");
+        assert_eq!(set.as_slice(), ["b:read", "a:write", "b:read", "owner"]);
+        assert!(!set.is_empty());
+        assert!(set.allows("write", "a"));
+        assert!(ScopeSet::from_space_separated(" \t ").is_empty());
+        assert!(ScopeSet::default().is_empty());
+        assert_eq!(
+            format!("{set:?}"),
+            r#"ScopeSet(["b:read", "a:write", "b:read", "owner"])"#
+        );
+    }
+
+    #[test]
+    fn is_send_sync_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<ScopeSet>();
+        let a = ScopeSet::new(["x:y"]);
+        let b = a.clone();
+        assert!(b.allows("y", "x"));
+    }
+
+    /// Reference model, written independently of the implementation: compares dotted segment
+    /// lists instead of string prefixes.
+    fn model(scopes: &[String], action: &str, resource: &str) -> bool {
+        if action.is_empty() || resource.is_empty() {
+            return false;
+        }
+        let req: Vec<&str> = resource.split('.').collect();
+        scopes.iter().any(|scope| {
+            let Some(pos) = scope.rfind(':') else {
+                return false;
+            };
+            let (res, act) = (&scope[..pos], &scope[pos + 1..]);
+            if res.is_empty() || act.is_empty() {
+                return false;
+            }
+            let wild_act = matches!(act, "*" | "**");
+            let act_ok = wild_act || act == action;
+            if res == "*" {
+                return act == "**" || (act_ok && req.len() == 1);
+            }
+            let have: Vec<&str> = res.split('.').collect();
+            if have == req {
+                act_ok
+            } else {
+                act == "**" && req.len() > have.len() && req[..have.len()] == have[..]
+            }
+        })
+    }
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop::sample::select(vec!["a", "b", "ab", "*", "**", "", ":"]).prop_map(String::from)
+    }
+
+    /// Dotted paths over a tiny alphabet (including empty segments) so collisions happen.
+    fn path() -> impl Strategy<Value = String> {
+        prop::collection::vec(piece(), 1..4).prop_map(|v| v.join("."))
+    }
+
+    fn scope() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (path(), piece()).prop_map(|(r, a)| format!("{r}:{a}")),
+            Just("owner".to_string()),
+            path(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+        #[test]
+        fn matches_reference_model(
+            scopes in prop::collection::vec(scope(), 0..6),
+            action in piece(),
+            resource in path(),
+        ) {
+            let expected = model(&scopes, &action, &resource);
+            let set = ScopeSet::new(scopes.iter().cloned());
+            prop_assert_eq!(set.allows(&action, &resource), expected);
+            prop_assert_eq!(has_access(&scopes, &action, &resource), expected);
+            for s in &scopes {
+                prop_assert!(set.contains(s));
+            }
+        }
+    }
+}
