@@ -10,6 +10,7 @@
 //! so it does not here: an org with only `owner` is not reported as admin. Callers that want
 //! "owner or admin" ask both. No wildcard (not even `*:**`) implies a role.
 
+use crate::json::Members;
 use crate::scope::{FastMap, ScopeSet};
 use serde_json::Value;
 
@@ -39,7 +40,8 @@ pub fn parse_organizations(value: &Value) -> Vec<Organization> {
 fn parse_one(item: &Value) -> Option<Organization> {
     let obj = item.as_object()?;
     let id = obj.get("id")?.as_str()?.to_owned();
-    let title = obj.get("title").and_then(Value::as_str).map(str::to_owned);
+    // Lenient: an ill-typed optional member reads as absent.
+    let title = obj.opt_str("title").ok().flatten().map(str::to_owned);
     let scopes = obj
         .get("scopes")
         .and_then(Value::as_array)
@@ -50,32 +52,15 @@ fn parse_one(item: &Value) -> Option<Organization> {
                 .collect()
         })
         .unwrap_or_default();
-    let joined_at = obj.get("joined_at").map_or(0, unix_seconds);
+    // Integers, and floats without a fraction part; negative, fractional, out-of-range or
+    // non-numeric values read as 0.
+    let joined_at = obj.opt_u64("joined_at").ok().flatten().unwrap_or(0);
     Some(Organization {
         id,
         title,
         scopes,
         joined_at,
     })
-}
-
-/// A non-negative integer, or a float with no fractional part that fits in `u64`; else 0.
-fn unix_seconds(v: &Value) -> u64 {
-    if let Some(n) = v.as_u64() {
-        return n;
-    }
-    match v.as_f64() {
-        // 2^64 is exactly representable; every finite integral float below it fits in u64.
-        Some(f)
-            if f.is_finite()
-                && f >= 0.0
-                && f.fract() == 0.0
-                && f < 18_446_744_073_709_551_616.0 =>
-        {
-            f as u64
-        }
-        _ => 0,
-    }
 }
 
 /// Memberships with precompiled per-org [`ScopeSet`]s: lookups O(1) in the number of orgs.
