@@ -406,22 +406,16 @@ impl Client {
 
     /// RFC 7009 revocation. A non-200 answer is an error.
     pub fn revoke(&self, token: &str, hint: Option<TokenTypeHint>) -> Result<Single<()>, Error> {
-        if token.is_empty() {
-            return Err(ConfigError::EmptyToken.into());
-        }
-        let endpoint = self
-            .metadata()
-            .revocation_endpoint()
-            .ok_or(Error::Unsupported("token revocation"))?;
-        let mut params = vec![("token", token)];
-        if let Some(h) = hint {
-            params.push(("token_type_hint", h.as_str()));
-        }
+        let endpoint = self.metadata().revocation_endpoint();
+        let out = self.token_hint_request(
+            endpoint,
+            "token revocation",
+            RequestKind::Revocation,
+            token,
+            hint,
+        )?;
         Ok(Single::new(
-            Outgoing {
-                kind: RequestKind::Revocation,
-                request: form_post(endpoint, self.config(), &params)?,
-            },
+            out,
             Box::new(|resp, _| {
                 if resp.status() == http::StatusCode::OK {
                     Ok(())
@@ -438,24 +432,41 @@ impl Client {
         token: &str,
         hint: Option<TokenTypeHint>,
     ) -> Result<Single<Introspection>, Error> {
+        let endpoint = self.metadata().introspection_endpoint();
+        let out = self.token_hint_request(
+            endpoint,
+            "token introspection",
+            RequestKind::Introspection,
+            token,
+            hint,
+        )?;
+        Ok(Single::new(
+            out,
+            Box::new(|resp, _| parse_introspection(resp)),
+        ))
+    }
+
+    /// A client-authenticated `token` (+ `token_type_hint`) POST: revocation and introspection.
+    fn token_hint_request(
+        &self,
+        endpoint: Option<&Url>,
+        feature: &'static str,
+        kind: RequestKind,
+        token: &str,
+        hint: Option<TokenTypeHint>,
+    ) -> Result<Outgoing, Error> {
         if token.is_empty() {
             return Err(ConfigError::EmptyToken.into());
         }
-        let endpoint = self
-            .metadata()
-            .introspection_endpoint()
-            .ok_or(Error::Unsupported("token introspection"))?;
+        let endpoint = endpoint.ok_or(Error::Unsupported(feature))?;
         let mut params = vec![("token", token)];
         if let Some(h) = hint {
             params.push(("token_type_hint", h.as_str()));
         }
-        Ok(Single::new(
-            Outgoing {
-                kind: RequestKind::Introspection,
-                request: form_post(endpoint, self.config(), &params)?,
-            },
-            Box::new(|resp, _| parse_introspection(resp)),
-        ))
+        Ok(Outgoing {
+            kind,
+            request: form_post(endpoint, self.config(), &params)?,
+        })
     }
 
     /// The RP-initiated logout URL: the discovered `end_session_endpoint`, or `{issuer}/logout`
