@@ -312,6 +312,28 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn encoded_parameters_round_trip(code in "\\PC{1,40}", state in "\\PC{1,40}", base in "(https://app\\.example\\.com/cb|com\\.example\\.app:/cb|)") {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("code", &code)
+                .append_pair("state", &state)
+                .finish();
+            let input = if base.is_empty() { query } else { format!("{base}?{query}#frag") };
+            let params = CallbackParams::parse(&input).unwrap();
+            proptest::prop_assert_eq!(params.get("code"), Some(code.as_str()));
+            proptest::prop_assert_eq!(params.get("state"), Some(state.as_str()));
+            proptest::prop_assert_eq!(validate(&params, &state, ISS, false).unwrap(), code);
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(input in "\\PC{0,200}") {
+            if let Ok(params) = CallbackParams::parse(&input) {
+                let _ = validate(&params, "S1", ISS, true);
+            }
+        }
+    }
+
     #[test]
     fn debug_hides_values() {
         let p = CallbackParams::parse("code=SECRETCODE&state=S1").unwrap();
