@@ -262,6 +262,12 @@ const configuration = {
     Interaction: TEN_MINUTES,
   },
 
+  // Errors that cannot be redirected (bad client_id or redirect_uri) as JSON, not an HTML page.
+  renderError: async (ctx, out) => {
+    ctx.type = 'json';
+    ctx.body = out;
+  },
+
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -271,7 +277,22 @@ const configuration = {
       allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
     },
     revocation: { enabled: true },
-    rpInitiatedLogout: { enabled: true },
+    rpInitiatedLogout: {
+      enabled: true,
+      // Minimal pages, easy to scrape: GET /logout answers 200 with a form holding `xsrf`;
+      // POST /logout/confirm (xsrf, logout=yes) ends the session and redirects (303).
+      logoutSource: async (ctx, form) => {
+        ctx.type = 'html';
+        ctx.body = '<!DOCTYPE html><html><head><title>Sign out</title></head><body>'
+          + `${form}<button type="submit" form="op.logoutForm" name="logout" value="yes">`
+          + 'Sign out</button></body></html>';
+      },
+      postLogoutSuccessSource: async (ctx) => {
+        ctx.type = 'html';
+        ctx.body = '<!DOCTYPE html><html><head><title>Signed out</title></head>'
+          + '<body>Signed out</body></html>';
+      },
+    },
     userinfo: { enabled: true },
     resourceIndicators: {
       enabled: true,

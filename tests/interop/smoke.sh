@@ -28,7 +28,7 @@ mkfifo "$WORK/stdin"
 node "$HERE/provider.mjs" --port 0 --keys "$WORK/keys.json" <"$WORK/stdin" >"$WORK/stdout" 2>"$WORK/stderr" &
 PROVIDER_PID=$!
 exec 3>"$WORK/stdin"
-for _ in $(seq 100); do grep -q '^READY ' "$WORK/stdout" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q '^READY ' "$WORK/stdout" && break; sleep 0.1; done
 grep -q '^READY ' "$WORK/stdout" || fail "provider did not print READY"
 [ "$(wc -l <"$WORK/stdout")" -eq 1 ] || fail "stdout must be exactly one line"
 ISSUER=$(awk '{print $2}' "$WORK/stdout")
@@ -126,11 +126,12 @@ curl -s "${M2M[@]}" "$TOKEN" -d grant_type=client_credentials -o "$WORK/cc2.json
 ok "client credentials without resource: opaque access token"
 
 # --- fresh login for revocation and introspection --------------------------------------------------
-login() { # login CLIENT_ID [SCOPE] [EXTRA_PARAMS] -> prints the callback URL
-  local url="$AUTHZ?client_id=$1&response_type=code&scope=${2:-openid}&redirect_uri=http%3A%2F%2F127.0.0.1%3A7777%2Fcallback&state=s&nonce=n&code_challenge=$CHALLENGE&code_challenge_method=S256${3:-}"
+login() { # login CLIENT_ID [SCOPE] [EXTRA_PARAMS] [REDIRECT_URI] -> prints the callback URL
+  local redirect=${4:-$REDIRECT_URI}
+  local url="$AUTHZ?client_id=$1&response_type=code&scope=${2:-openid}&redirect_uri=$(node -p 'encodeURIComponent(process.argv[1])' "$redirect")&state=s&nonce=n&code_challenge=$CHALLENGE&code_challenge_method=S256${3:-}"
   local hops=0 status next
   while :; do
-    case "$url" in "$REDIRECT_URI"*) printf %s "$url"; return ;; esac
+    case "$url" in "$redirect"*) printf %s "$url"; return ;; esac
     hops=$((hops + 1)); [ $hops -le 10 ] || return 1
     read -r status next < <(curl -s -o /dev/null -b "$JAR" -c "$JAR" -w '%{http_code} %{redirect_url}\n' "$url")
     url=$next
@@ -179,5 +180,72 @@ exchange_post "$WORK/c2.json"
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $CAT" "$USERINFO")
 [ "$STATUS" = 401 ] || fail "access token still valid after code replay ($STATUS)"
 ok "client_secret_post exchange; code replay => invalid_grant and revokes the first exchange's tokens"
+
+# --- public native client: loopback redirect on any port, no client authentication ---------------
+NATIVE_REDIRECT=http://127.0.0.1:53123/callback
+CB=$(login client_public openid "" "$NATIVE_REDIRECT") || fail "native login"
+curl -s "$TOKEN" -d client_id=client_public -d grant_type=authorization_code --data-urlencode "code=$(query_param "$CB" code)" \
+  --data-urlencode "redirect_uri=$NATIVE_REDIRECT" -d code_verifier=$VERIFIER -o "$WORK/n1.json"
+NRT=$(jget "$WORK/n1.json" j.refresh_token)
+[ -n "$NRT" ] || fail "native exchange: $(cat "$WORK/n1.json")"
+[ "$(jwt_part "$(jget "$WORK/n1.json" j.id_token)" 0 | node -p 'JSON.parse(require("fs").readFileSync(0)).alg')" = ES256 ] || fail "native id token alg"
+curl -s "$TOKEN" -d client_id=client_public -d grant_type=refresh_token --data-urlencode "refresh_token=$NRT" -o "$WORK/n2.json"
+[ -n "$(jget "$WORK/n2.json" j.refresh_token)" ] || fail "native refresh: $(cat "$WORK/n2.json")"
+ok "client_public: redirect_uri on port 53123 accepted, exchange and refresh without a secret"
+STATUS=$(curl -s -o "$WORK/e1.json" -w '%{http_code}' "$AUTHZ?client_id=client_basic&response_type=code&scope=openid&redirect_uri=http%3A%2F%2F127.0.0.1%3A7778%2Fcallback&state=s&code_challenge=$CHALLENGE&code_challenge_method=S256")
+[ "$STATUS" = 400 ] && [ "$(jget "$WORK/e1.json" j.error)" = invalid_redirect_uri ] || fail "web client other port: $STATUS $(cat "$WORK/e1.json")"
+ok "web client: a different loopback port => 400 invalid_redirect_uri (no redirect)"
+
+# --- one ID-token algorithm per client ------------------------------------------------------------
+for pair in client_rs256:RS256 client_es256:ES256 client_eddsa:EdDSA; do
+  client=${pair%%:*}; alg=${pair#*:}
+  CB=$(login "$client") || fail "$client login"
+  curl -s -u "$client:${client}_secret" "$TOKEN" -d grant_type=authorization_code --data-urlencode "code=$(query_param "$CB" code)" \
+    --data-urlencode "redirect_uri=$REDIRECT_URI" -d code_verifier=$VERIFIER -o "$WORK/alg.json"
+  IDH=$(jwt_part "$(jget "$WORK/alg.json" j.id_token)" 0)
+  [ "$(node -p 'const h=JSON.parse(process.argv[1]); h.alg+","+(h.kid?"kid":"")' "$IDH")" = "$alg,kid" ] || fail "$client: $IDH"
+done
+ok "ID tokens: client_rs256 RS256, client_es256 ES256, client_eddsa EdDSA, each with a kid"
+
+# --- error redirects: PKCE is mandatory and S256 only; unknown org => access_denied ---------------
+E=$(curl -s -o /dev/null -w '%{redirect_url}' "$AUTHZ?client_id=client_basic&response_type=code&scope=openid&redirect_uri=http%3A%2F%2F127.0.0.1%3A7777%2Fcallback&state=s")
+[ "$(query_param "$E" error)" = invalid_request ] || fail "no PKCE: $E"
+E=$(curl -s -o /dev/null -w '%{redirect_url}' "$AUTHZ?client_id=client_basic&response_type=code&scope=openid&redirect_uri=http%3A%2F%2F127.0.0.1%3A7777%2Fcallback&state=s&code_challenge=$VERIFIER&code_challenge_method=plain")
+[ "$(query_param "$E" error)" = invalid_request ] || fail "plain PKCE: $E"
+E=$(login client_basic openid "&org=org_unknown") || fail "unknown org login"
+[ "$(query_param "$E" error),$(query_param "$E" state),$(query_param "$E" iss)" = "access_denied,s,$ISSUER" ] || fail "unknown org: $E"
+ok "error redirects: no code_challenge / plain => invalid_request; org_unknown => access_denied (with state and iss)"
+
+# --- RP-initiated logout: GET form, POST confirm, redirect; session-bound refresh tokens die -----
+CB=$(login client_basic) || fail "login before logout"
+curl -s "${BASIC[@]}" "$TOKEN" -d grant_type=authorization_code --data-urlencode "code=$(query_param "$CB" code)" \
+  --data-urlencode "redirect_uri=$REDIRECT_URI" -d code_verifier=$VERIFIER -o "$WORK/l1.json"
+LOGOUT=$(jget "$WORK/disc.json" j.end_session_endpoint)
+curl -s -b "$JAR" -c "$JAR" -G "$LOGOUT" --data-urlencode "id_token_hint=$(jget "$WORK/l1.json" j.id_token)" \
+  --data-urlencode "post_logout_redirect_uri=http://127.0.0.1:7777/logged-out" -d state=bye -o "$WORK/logout.html"
+XSRF=$(sed -n 's/.*name="xsrf" value="\([^"]*\)".*/\1/p' "$WORK/logout.html")
+[ -n "$XSRF" ] || fail "logout form: $(cat "$WORK/logout.html")"
+read -r STATUS NEXT < <(curl -s -o /dev/null -b "$JAR" -c "$JAR" -w '%{http_code} %{redirect_url}\n' "$LOGOUT/confirm" -d "xsrf=$XSRF" -d logout=yes)
+[ "$STATUS $NEXT" = "303 http://127.0.0.1:7777/logged-out?state=bye" ] || fail "logout confirm: $STATUS $NEXT"
+refresh "$(jget "$WORK/l1.json" j.refresh_token)" "$WORK/l2.json"
+[ "$(jget "$WORK/l2.json" j.error)" = "invalid_grant" ] || fail "refresh after logout: $(cat "$WORK/l2.json")"
+ok "logout: 303 to post_logout_redirect_uri?state=bye; the session's refresh token => invalid_grant"
+
+# --- keys: a restart with the same file keeps the keys, a new file rotates them ------------------
+restart_jwks() { # restart_jwks KEYFILE OUT: start a second provider, fetch its JWKS, stop it
+  local out="$WORK/stdout2" iss
+  : >"$out"
+  node "$HERE/provider.mjs" --port 0 --keys "$1" <"$WORK/stdin" >"$out" 2>>"$WORK/stderr" &
+  local pid=$!
+  for _ in $(seq 300); do grep -q '^READY ' "$out" && break; sleep 0.1; done
+  iss=$(awk '{print $2}' "$out")
+  curl -sf "$iss/jwks.json" -o "$2" || { kill $pid; return 1; }
+  kill -TERM $pid; wait $pid
+}
+restart_jwks "$WORK/keys.json" "$WORK/jwks_same.json" || fail "restart with the same keys"
+[ "$(jget "$WORK/jwks.json" 'j.keys.map(k=>k.kid).join()')" = "$(jget "$WORK/jwks_same.json" 'j.keys.map(k=>k.kid).join()')" ] || fail "same file, different keys"
+restart_jwks "$WORK/keys2.json" "$WORK/jwks_new.json" || fail "restart with new keys"
+[ "$(jget "$WORK/jwks_new.json" 'j.keys.filter(k=>'"$(jget "$WORK/jwks.json" 'j.keys.map(k=>k.kid)')"'.includes(k.kid)).length')" = 0 ] || fail "new file kept old kids"
+ok "restart: same --keys file => same kids; new --keys file => all-new kids; SIGTERM stops it"
 
 echo "PASS"
