@@ -266,3 +266,13 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> http::Response<Ve
 pub fn claims_of(token: &str) -> serde_json::Value {
     authpi_idp_testkit::jwt::decode_claims(token).unwrap()
 }
+
+/// A query parameter of a URL.
+pub fn query(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+}
