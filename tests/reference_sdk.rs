@@ -1038,3 +1038,54 @@ fn secrets_never_in_debug() {
         assert!(!text.contains(&tx.state) && !text.contains(&code), "{text}");
     }
 }
+
+#[test]
+fn create_agent_on_refresh_error_fires_only_before_tokens_are_handed_out() {
+    use authpi_idp::{Operation, Step};
+    // `Session::refreshed()` is what an adapter uses to decide on `on_refresh_error`.
+    let run = |env: &mut Env, tokens: TokenSet| {
+        let keys = env.keys.clone();
+        let mut op = web_client()
+            .refresh(tokens, SessionOptions::new(), &keys, env.now())
+            .unwrap();
+        let mut persisted = 0;
+        let err = loop {
+            match op.poll(env.now()) {
+                Ok(Step::Send(out)) => op.handle_response(env.idp.handle(out.request, env.now)),
+                Ok(Step::Persist(_)) => persisted += 1,
+                Ok(Step::KeysRefreshed(_)) => {}
+                Ok(Step::Done(_)) => panic!("expected a failure"),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => break e,
+            }
+        };
+        (err, op.refreshed(), persisted)
+    };
+    // Failure at the token endpoint: nothing handed out, on_refresh_error applies.
+    let mut env = Env::demo();
+    let tokens = login_tokens(&mut env);
+    env.idp.push_response(
+        "/token",
+        json_response(400, &json!({"error": "invalid_grant"})),
+    );
+    let (e, refreshed, persisted) = run(&mut env, tokens);
+    assert_eq!(e.code(), "invalid_grant");
+    assert_eq!((refreshed, persisted), (false, 0));
+    // Failure after the rotated tokens were handed out (UserInfo hydration fails).
+    let mut tokens = login_tokens(&mut env);
+    tokens.id_token = None;
+    tokens.subject_hint = Some("usr_alice".into());
+    env.idp.add_client(
+        authpi_idp_testkit::Client::confidential(
+            "client_web",
+            "secret_web",
+            &["http://127.0.0.1/callback", WEB_REDIRECT],
+        )
+        .id_token_on_refresh(false),
+    );
+    env.idp
+        .push_response("/userinfo", json_response(500, &json!({})));
+    let (e, refreshed, persisted) = run(&mut env, tokens);
+    assert_eq!(e.code(), "http_error");
+    assert_eq!((refreshed, persisted), (true, 1));
+}
