@@ -148,13 +148,35 @@ pub struct AuthorizationUrl {
 impl fmt::Debug for AuthorizationUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthorizationUrl")
-            .field("url", &self.url)
+            .field("url", &redacted_url(&self.url))
             .field("code_verifier", &"[redacted]")
             .field("state", &"[redacted]")
             .field("nonce", &"[redacted]")
             .field("resources", &self.resources)
             .finish()
     }
+}
+
+/// The authorization URL with the values of `state` and `nonce` replaced, for `Debug`.
+fn redacted_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "[unparsable URL]".to_owned();
+    };
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" || k == "nonce" {
+                "[redacted]".to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    if !pairs.is_empty() {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.into()
 }
 
 /// base64url (unpadded) of 32 bytes from the caller's CSPRNG.
@@ -343,6 +365,21 @@ pub(crate) mod tests {
         }
     }
     impl CryptoRng for Replay {}
+
+    #[test]
+    fn debug_redacts_state_and_nonce_inside_the_url_too() {
+        let tx = AuthorizationUrl {
+            url: "https://idp.test/authorize?client_id=c&state=S3CR3TSTATE&nonce=S3CR3TNONCE&scope=openid".into(),
+            code_verifier: "S3CR3TVERIFIER".into(),
+            state: "S3CR3TSTATE".into(),
+            nonce: "S3CR3TNONCE".into(),
+            resources: None,
+        };
+        let debug = format!("{tx:?}");
+        assert!(!debug.contains("S3CR3T"), "{debug}");
+        assert!(debug.contains("client_id=c"), "{debug}");
+        assert!(debug.contains("scope=openid"), "{debug}");
+    }
 
     #[test]
     fn rfc7636_appendix_b_pkce_vector() {
