@@ -426,11 +426,44 @@ pub async fn rate_limited<A: Api>() {
     );
 }
 
-/// The `User-Agent` names the adapter.
+/// The `User-Agent` sent on the wire names the adapter (captured by a raw loopback listener
+/// that answers the discovery request with a 500).
 pub async fn user_agent<A: Api>() {
-    // The testkit does not expose request headers, so check the one place that builds it.
-    assert_eq!(
-        authpi_idp_async::user_agent(A::NAME),
-        format!("authpi-idp-rs/{} ({})", authpi_idp_async::VERSION, A::NAME)
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+            head.push(line.trim_end().to_owned());
+        }
+        let mut w = stream;
+        w.write_all(
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .unwrap();
+        head
+    });
+    let config = Config::builder(format!("http://127.0.0.1:{port}/i_ua"), "client_web")
+        .build()
+        .unwrap();
+    let err = A::discover(config).await.unwrap_err();
+    assert!(matches!(err, Error::Idp(_)), "{err:?}");
+    let head = server.join().unwrap();
+    let expected = format!(
+        "user-agent: authpi-idp-rs/{} ({})",
+        authpi_idp_async::VERSION,
+        A::NAME
     );
+    assert!(
+        head.iter().any(|l| l.eq_ignore_ascii_case(&expected)),
+        "{head:?}"
+    );
+    assert!(head[0].starts_with("GET /i_ua/.well-known/openid-configuration "));
 }

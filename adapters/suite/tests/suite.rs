@@ -51,3 +51,5 @@ macro_rules! suite {
 }
 
 suite!(reqwest, authpi_idp_reqwest::IdpClient);
+suite!(hyper, authpi_idp_hyper::IdpClient);
+suite!(ureq, authpi_idp_ureq::IdpClientSync);
