@@ -196,6 +196,55 @@ fn main() {
             }
             continue;
         }
+        // Where our overhead goes: `COMPARE_BREAKDOWN=1` times the public pieces of the path.
+        if std::env::var("COMPARE_BREAKDOWN").is_ok() {
+            use authpi_idp::jose::{AlgorithmSet, Jws};
+            let access = login.token_member("access_token");
+            let jws = Jws::parse(&id_token).unwrap();
+            let at_alg = jws.header().alg;
+            type Piece<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+            let mut pieces: Vec<Piece<'_>> = vec![
+                ("bare verify", Box::new(|| assert!(bare.verify()))),
+                (
+                    "Jws::verify (select+verify)",
+                    Box::new(|| jws.verify(&keys, AlgorithmSet::ALL).unwrap()),
+                ),
+                (
+                    "json::parse_object(token response)",
+                    Box::new(|| drop(black_box(authpi_idp::json::parse_object(&body).unwrap()))),
+                ),
+                (
+                    "Jws::parse(id_token)",
+                    Box::new(|| drop(black_box(Jws::parse(&id_token).unwrap()))),
+                ),
+                (
+                    "json::parse_object(id payload)",
+                    Box::new(|| {
+                        drop(black_box(
+                            authpi_idp::json::parse_object(jws.payload()).unwrap(),
+                        ))
+                    }),
+                ),
+                (
+                    "at_hash",
+                    Box::new(|| drop(black_box(at_alg.at_hash(&access)))),
+                ),
+                (
+                    "exchange_ready (untimed setup)",
+                    Box::new(|| drop(black_box(login.exchange_ready()))),
+                ),
+            ];
+            for (name, f) in &mut pieces {
+                let mut t: Vec<f64> = (0..rounds).map(|_| time_batch(batch, &mut *f)).collect();
+                println!(
+                    "  {:<6} {:<40} {:>9.0} ns",
+                    alg.as_str(),
+                    name,
+                    median(&mut t)
+                );
+            }
+            continue;
+        }
         let (mut t_bare, mut t_ours, mut t_oidc) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             t_bare.push(time_batch(batch, || {
