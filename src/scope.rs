@@ -33,8 +33,8 @@
 //! [`has_access`] is the straightforward scan (linear in the number of scopes, parses each time).
 //! [`ScopeSet`] precompiles a list once; [`ScopeSet::allows`] then costs a few hash lookups plus
 //! one lookup per dotted ancestor of the requested resource, whatever the number of scopes, and
-//! never allocates. Its hasher (a folded-multiply hash, written here) is not resistant to hash flooding; this is
-//! fine because scopes and organization ids come from tokens whose signature was verified.
+//! never allocates. Its hasher (a folded-multiply hash, written here) is not resistant to hash
+//! flooding; this is fine because scopes and organization ids come from verified tokens.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
