@@ -422,6 +422,44 @@ mod tests {
         assert!(!m.has_access_any("read", "r1000"));
     }
 
+    proptest::proptest! {
+        /// `has_access_any` (one precompiled union) equals "some org, first occurrence of
+        /// each id, grants it" computed with the linear free function.
+        #[test]
+        fn any_equals_some_org(
+            orgs in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["o1", "o2", "o3"]),
+                    proptest::collection::vec(
+                        proptest::sample::select(vec![
+                            "a:read", "a:**", "a.b:write", "*:read", "*:*", "*:**", "owner", "b:*",
+                        ]),
+                        0..4,
+                    ),
+                ),
+                0..5,
+            ),
+            action in proptest::sample::select(vec!["read", "write", "x"]),
+            resource in proptest::sample::select(vec!["a", "a.b", "a.b.c", "b", "b.c", "c"]),
+        ) {
+            let orgs: Vec<Organization> =
+                orgs.iter().map(|(id, scopes)| org(id, None, scopes, 0)).collect();
+            let m = Memberships::new(orgs.clone());
+            let mut seen = Vec::new();
+            let mut expected = false;
+            for o in &orgs {
+                if seen.contains(&o.id) {
+                    continue;
+                }
+                seen.push(o.id.clone());
+                let granted = crate::scope::has_access(&o.scopes, action, resource);
+                proptest::prop_assert_eq!(m.has_access_in(&o.id, action, resource), granted);
+                expected |= granted;
+            }
+            proptest::prop_assert_eq!(m.has_access_any(action, resource), expected);
+        }
+    }
+
     #[test]
     fn is_send_sync_clone() {
         fn check<T: Send + Sync + Clone + 'static>() {}
