@@ -519,11 +519,27 @@ impl Session {
         new
     }
 
+    /// The session's tokens, moved out once the operation is done.
+    fn take_tokens(&mut self) -> TokenSet {
+        std::mem::replace(
+            &mut self.tokens,
+            TokenSet {
+                access_token: String::new(),
+                token_type: String::new(),
+                expires_at: 0,
+                refresh_token: None,
+                id_token: None,
+                subject_hint: None,
+                scope: None,
+            },
+        )
+    }
+
     /// After the tokens are settled: hydrate from UserInfo, or finish.
     fn finish_or_hydrate(&mut self) -> Result<Step<Agent>, Error> {
         match std::mem::replace(&mut self.identity, Identity::Client) {
             Identity::Claims(claims) => {
-                Ok(Step::Done(agent_from_claims(claims, self.tokens.clone())))
+                Ok(Step::Done(agent_from_claims(claims, self.take_tokens())))
             }
             Identity::Client => {
                 let id = self.client.config().client_id.clone();
@@ -533,7 +549,7 @@ impl Session {
                     None,
                     None,
                     Vec::new(),
-                    self.tokens.clone(),
+                    self.take_tokens(),
                 )))
             }
             hydrate @ Identity::Hydrate { .. } => {
@@ -656,7 +672,7 @@ impl Operation for Session {
                         info.email_verified,
                         info.org_id,
                         info.organizations,
-                        self.tokens.clone(),
+                        self.take_tokens(),
                     )));
                 }
                 SessionState::Finished => return Err(FINISHED),
@@ -746,7 +762,11 @@ impl ValidateAccessToken {
             Err(Error::IdToken(e)) => return Err(at_err(e)),
             Err(e) => return Err(e),
         }
-        let map = crate::json::parse_object(jws.payload()).map_err(|e| at_err(e.into()))?;
+        let mut map = crate::json::parse_object(jws.payload()).map_err(|e| at_err(e.into()))?;
+        let organizations = map
+            .remove("organizations")
+            .map(crate::org::into_organizations)
+            .unwrap_or_default();
         let claim = |r: Result<Option<&str>, crate::json::JsonError>, name: &'static str| match r {
             Ok(Some(s)) if !s.is_empty() => Ok(s.to_owned()),
             _ => Err(at_err(ClaimError::Missing(name).into())),
@@ -782,10 +802,6 @@ impl ValidateAccessToken {
             .and_then(|d| d.get("type"))
             .and_then(|t| t.as_str())
             .map(str::to_owned);
-        let organizations = map
-            .get("organizations")
-            .map(crate::org::parse_organizations)
-            .unwrap_or_default();
         let tokens = TokenSet {
             access_token: self.token.clone(),
             token_type: "Bearer".to_owned(),

@@ -8,7 +8,7 @@ use crate::callback::ct_eq;
 use crate::error::{ClaimError, TokenError};
 use crate::jose::{Algorithm, Jws, at_hash_matches};
 use crate::json::{self, Members};
-use crate::org::{Organization, parse_organizations};
+use crate::org::{Organization, into_organizations};
 use crate::time::UnixTime;
 use serde_json::{Map, Value};
 
@@ -53,11 +53,18 @@ pub(crate) fn audiences(map: &Map<String, Value>) -> Result<Vec<String>, ClaimEr
 
 impl IdClaims {
     pub(crate) fn from_payload(payload: &[u8]) -> Result<IdClaims, TokenError> {
-        let map = json::parse_object(payload)?;
-        Ok(Self::from_map(&map)?)
+        let mut map = json::parse_object(payload)?;
+        let organizations = map
+            .remove("organizations")
+            .map(into_organizations)
+            .unwrap_or_default();
+        Ok(Self::from_map(&map, organizations)?)
     }
 
-    fn from_map(map: &Map<String, Value>) -> Result<IdClaims, ClaimError> {
+    fn from_map(
+        map: &Map<String, Value>,
+        organizations: Vec<Organization>,
+    ) -> Result<IdClaims, ClaimError> {
         let req_str = |name: &'static str| -> Result<String, ClaimError> {
             match claim(map.opt_str(name), name)? {
                 Some(s) if !s.is_empty() => Ok(s.to_owned()),
@@ -83,10 +90,7 @@ impl IdClaims {
             email: map.opt_str("email").ok().flatten().map(str::to_owned),
             email_verified: map.opt_bool("email_verified").ok().flatten(),
             org_id: map.opt_str("org_id").ok().flatten().map(str::to_owned),
-            organizations: map
-                .get("organizations")
-                .map(parse_organizations)
-                .unwrap_or_default(),
+            organizations,
         })
     }
 }

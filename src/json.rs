@@ -62,6 +62,121 @@ pub fn parse_value(bytes: &[u8]) -> Result<Value, JsonError> {
     Ok(value)
 }
 
+/// Parses `bytes` into `T` under the strict rules of this module (size, duplicates at any
+/// depth), without building an intermediate `Value` tree: one validating pass that allocates
+/// nothing but escaped member names, then serde's typed deserialization.
+///
+/// Type errors of `T` are reported as [`JsonError::Invalid`] with `what`.
+pub fn from_slice_strict<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, JsonError> {
+    if bytes.len() > MAX_DOCUMENT {
+        return Err(JsonError::TooLarge);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.deserialize_any(CheckVisitor).map_err(|e| classify(&e))?;
+    de.end().map_err(|e| classify(&e))?;
+    serde_json::from_slice(bytes).map_err(|_| JsonError::Invalid(what))
+}
+
+/// Walks a document checking member names for duplicates; builds nothing.
+struct CheckVisitor;
+
+struct CheckSeed;
+
+impl<'de> de::DeserializeSeed<'de> for CheckSeed {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_any(CheckVisitor)
+    }
+}
+
+/// A member name, borrowed from the input when it has no escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Objects with more members than this switch from a linear scan to a hash set, so that a
+/// hostile object with many members costs linear time, not quadratic.
+const LINEAR_KEYS: usize = 16;
+
+impl<'de> Visitor<'de> for CheckVisitor {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(CheckSeed)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut few: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut many: std::collections::HashSet<std::borrow::Cow<'de, str>> =
+            std::collections::HashSet::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            map.next_value_seed(CheckSeed)?;
+            let seen = if many.is_empty() {
+                few.contains(&key)
+            } else {
+                many.contains(&key)
+            };
+            if seen {
+                return Err(de::Error::custom(format_args!(
+                    "{DUPLICATE_PREFIX}{}",
+                    truncate(&key, 64)
+                )));
+            }
+            if many.is_empty() && few.len() < LINEAR_KEYS {
+                few.push(key);
+            } else {
+                many.extend(few.drain(..));
+                many.insert(key);
+            }
+        }
+        Ok(())
+    }
+}
+
 fn classify(e: &serde_json::Error) -> JsonError {
     // Our own visitor reports duplicates as a custom error whose message is exactly the member
     // name behind a fixed prefix; every other serde_json error is positional.
@@ -267,6 +382,49 @@ mod tests {
     fn errors_never_echo_values() {
         let err = parse_object(br#"{"access_token":"SECRET-VALUE","x":}"#).unwrap_err();
         assert!(!err.to_string().contains("SECRET"));
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Pair {
+        a: u32,
+        b: Option<String>,
+    }
+
+    #[test]
+    fn from_slice_strict_applies_the_same_rules() {
+        assert_eq!(
+            from_slice_strict::<Pair>(br#"{"a":1,"b":"x"}"#, "pair"),
+            Ok(Pair {
+                a: 1,
+                b: Some("x".into())
+            })
+        );
+        assert_eq!(
+            from_slice_strict::<Pair>(br#"{"a":1,"x":{"y":1,"y":2}}"#, "pair"),
+            Err(JsonError::DuplicateMember("y".into()))
+        );
+        assert_eq!(
+            from_slice_strict::<Pair>(br#"{"a":1,"\u0061":2}"#, "pair"),
+            Err(JsonError::DuplicateMember("a".into()))
+        );
+        assert_eq!(
+            from_slice_strict::<Pair>(br#"{"a":"1"}"#, "pair"),
+            Err(JsonError::Invalid("pair"))
+        );
+        assert!(matches!(
+            from_slice_strict::<Pair>(b"{", "pair"),
+            Err(JsonError::Syntax { .. })
+        ));
+        // Past the linear threshold, duplicates are still found (hash set path).
+        let mut doc = String::from("{\"a\":1");
+        for i in 0..40 {
+            doc.push_str(&format!(",\"k{i}\":0"));
+        }
+        doc.push_str(",\"k3\":0}");
+        assert_eq!(
+            from_slice_strict::<Pair>(doc.as_bytes(), "pair"),
+            Err(JsonError::DuplicateMember("k3".into()))
+        );
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //! "owner or admin" ask both. No wildcard (not even `*:**`) implies a role.
 
 use crate::json::Members;
-use crate::scope::{FastMap, ScopeSet};
+use crate::scope::{FastHasher, ScopeSet};
 use serde_json::Value;
+use std::hash::Hasher;
+use std::sync::OnceLock;
 
 /// One organization membership, as in the `organizations` claim.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -31,29 +33,39 @@ pub struct Organization {
 /// missing/ill-typed `scopes` ⇒ empty (skip non-string items); missing `joined_at` ⇒ 0 (accept
 /// integer or integral float; anything else ⇒ 0); `title` string or None. Non-array ⇒ empty Vec.
 pub fn parse_organizations(value: &Value) -> Vec<Organization> {
-    let Some(items) = value.as_array() else {
-        return Vec::new();
-    };
-    items.iter().filter_map(parse_one).collect()
+    into_organizations(value.clone())
 }
 
-fn parse_one(item: &Value) -> Option<Organization> {
-    let obj = item.as_object()?;
-    let id = obj.get("id")?.as_str()?.to_owned();
-    // Lenient: an ill-typed optional member reads as absent.
-    let title = obj.opt_str("title").ok().flatten().map(str::to_owned);
-    let scopes = obj
-        .get("scopes")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    // Integers, and floats without a fraction part; negative, fractional, out-of-range or
-    // non-numeric values read as 0.
+/// [`parse_organizations`] on an owned claim value: the same rules, moving the strings out
+/// instead of copying them.
+pub(crate) fn into_organizations(value: Value) -> Vec<Organization> {
+    let Value::Array(items) = value else {
+        return Vec::new();
+    };
+    items.into_iter().filter_map(into_one).collect()
+}
+
+fn into_one(item: Value) -> Option<Organization> {
+    let Value::Object(mut obj) = item else {
+        return None;
+    };
+    let Some(Value::String(id)) = obj.remove("id") else {
+        return None;
+    };
+    let title = match obj.remove("title") {
+        Some(Value::String(t)) => Some(t),
+        _ => None,
+    };
+    let scopes = match obj.remove("scopes") {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let joined_at = obj.opt_u64("joined_at").ok().flatten().unwrap_or(0);
     Some(Organization {
         id,
@@ -63,38 +75,93 @@ fn parse_one(item: &Value) -> Option<Organization> {
     })
 }
 
-/// Memberships with precompiled per-org [`ScopeSet`]s: lookups O(1) in the number of orgs.
+/// Memberships with per-org [`ScopeSet`]s: lookups O(1) in the number of orgs.
 ///
 /// Keeps every entry in claim order ([`as_slice`](Self::as_slice)); when two entries share an
 /// id, the first one wins for every lookup and the later ones are ignored by all checks.
+///
+/// Building is cheap because a web app rebuilds the agent on every request and then asks about
+/// one or two organizations: the index is one flat table of positions (no copy of any id), and
+/// an organization's scopes are compiled into a [`ScopeSet`] the first time it is asked about.
 #[derive(Clone, Debug, Default)]
 pub struct Memberships {
     /// All entries, claim order.
     orgs: Vec<Organization>,
-    /// First index of each id in `orgs`, and that entry's compiled scopes.
-    index: FastMap<Box<str>, (usize, ScopeSet)>,
-    /// Union of the scopes of every indexed entry: granting "in any org" is granting in the union.
-    any: ScopeSet,
+    /// Open-addressing table: `position + 1` of the first entry with each id (0 = empty slot).
+    /// Its length is a power of two at least twice the number of entries.
+    slots: Vec<u32>,
+    /// Compiled scopes, parallel to `orgs`, filled on first use.
+    compiled: Vec<OnceLock<ScopeSet>>,
+    /// Union of the scopes of every indexed entry (granting "in any org" is granting in the
+    /// union), compiled on first use.
+    any: OnceLock<ScopeSet>,
+}
+
+fn hash_id(id: &str) -> u64 {
+    let mut h = FastHasher::default();
+    h.write(id.as_bytes());
+    h.finish()
 }
 
 impl Memberships {
-    /// Indexes `orgs` and compiles their scopes.
+    /// Indexes `orgs`; their scopes are compiled when first checked.
     pub fn new(orgs: Vec<Organization>) -> Self {
-        let mut index: FastMap<Box<str>, (usize, ScopeSet)> = FastMap::default();
-        index.reserve(orgs.len());
-        let mut any_scopes: Vec<&str> = Vec::new();
+        // An `organizations` claim larger than u32::MAX entries cannot come in a 1 MiB token;
+        // entries past that bound would simply not be indexed.
+        let capacity = (orgs.len().max(1) * 2).next_power_of_two();
+        let mut slots = vec![0u32; capacity];
+        let mask = capacity - 1;
         for (i, org) in orgs.iter().enumerate() {
-            if index.contains_key(org.id.as_str()) {
-                continue;
+            let Ok(position) = u32::try_from(i + 1) else {
+                break;
+            };
+            #[allow(clippy::cast_possible_truncation)] // masking keeps the low bits on purpose
+            let mut slot = (hash_id(&org.id) as usize) & mask;
+            loop {
+                match slots.get(slot).copied() {
+                    Some(0) => {
+                        if let Some(s) = slots.get_mut(slot) {
+                            *s = position;
+                        }
+                        break;
+                    }
+                    Some(taken) if Self::id_at(&orgs, taken) == Some(org.id.as_str()) => break,
+                    Some(_) => slot = (slot + 1) & mask,
+                    None => break,
+                }
             }
-            index.insert(
-                org.id.as_str().into(),
-                (i, ScopeSet::new(org.scopes.iter().cloned())),
-            );
-            any_scopes.extend(org.scopes.iter().map(String::as_str));
         }
-        let any = ScopeSet::new(any_scopes);
-        Memberships { orgs, index, any }
+        let compiled = std::iter::repeat_with(OnceLock::new)
+            .take(orgs.len())
+            .collect();
+        Memberships {
+            orgs,
+            slots,
+            compiled,
+            any: OnceLock::new(),
+        }
+    }
+
+    fn id_at(orgs: &[Organization], position: u32) -> Option<&str> {
+        let i = usize::try_from(position).ok()?.checked_sub(1)?;
+        orgs.get(i).map(|o| o.id.as_str())
+    }
+
+    /// Position in `orgs` of the first entry with this id.
+    fn position(&self, org_id: &str) -> Option<usize> {
+        let mask = self.slots.len().checked_sub(1)?;
+        #[allow(clippy::cast_possible_truncation)] // masking keeps the low bits on purpose
+        let mut slot = (hash_id(org_id) as usize) & mask;
+        // The table is at most half full, so an empty slot ends every probe.
+        loop {
+            match self.slots.get(slot).copied()? {
+                0 => return None,
+                p if Self::id_at(&self.orgs, p) == Some(org_id) => {
+                    return usize::try_from(p).ok()?.checked_sub(1);
+                }
+                _ => slot = (slot + 1) & mask,
+            }
+        }
     }
 
     /// Every membership, in claim order (duplicates included).
@@ -109,13 +176,18 @@ impl Memberships {
 
     /// The membership in `org_id` (the first one if the claim repeated the id).
     pub fn get(&self, org_id: &str) -> Option<&Organization> {
-        let (i, _) = self.index.get(org_id)?;
-        self.orgs.get(*i)
+        self.orgs.get(self.position(org_id)?)
     }
 
     /// The compiled scopes of the membership in `org_id` (the SDK's `get_scopes_for`).
     pub fn scopes_for(&self, org_id: &str) -> Option<&ScopeSet> {
-        self.index.get(org_id).map(|(_, set)| set)
+        let i = self.position(org_id)?;
+        let org = self.orgs.get(i)?;
+        Some(
+            self.compiled
+                .get(i)?
+                .get_or_init(|| ScopeSet::new(org.scopes.iter().cloned())),
+        )
     }
 
     /// Whether the membership in `org_id` grants `action` on `resource`; false for an unknown org.
@@ -124,12 +196,22 @@ impl Memberships {
             .is_some_and(|set| set.allows(action, resource))
     }
 
-    /// Whether any membership grants `action` on `resource`. O(1) in the number of orgs.
+    /// Whether any membership grants `action` on `resource`. O(1) in the number of orgs once
+    /// the union is compiled (on the first call).
     ///
     /// This does not fall back to a token's `scope` string when there are no memberships; that
     /// rule belongs to the agent.
     pub fn has_access_any(&self, action: &str, resource: &str) -> bool {
-        self.any.allows(action, resource)
+        self.any
+            .get_or_init(|| {
+                let first = self
+                    .orgs
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, o)| self.position(&o.id) == Some(*i));
+                ScopeSet::new(first.flat_map(|(_, o)| o.scopes.iter().cloned()))
+            })
+            .allows(action, resource)
     }
 
     /// Whether the membership in `org_id` has the role scope `owner`.
@@ -144,12 +226,13 @@ impl Memberships {
 
     /// Whether there is a membership in `org_id`, whatever its scopes (even none).
     pub fn is_member_of(&self, org_id: &str) -> bool {
-        self.index.contains_key(org_id)
+        self.position(org_id).is_some()
     }
 
+    /// Roles are exact presence in the org's own list: no need to compile anything.
     fn has_role(&self, org_id: &str, role: &str) -> bool {
-        self.scopes_for(org_id)
-            .is_some_and(|set| set.contains(role))
+        self.get(org_id)
+            .is_some_and(|org| org.scopes.iter().any(|s| s == role))
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::error::{Endpoint, Error, ResponseError};
 use crate::http::error_response;
 use crate::json::{self, Members};
-use crate::org::{Organization, parse_organizations};
+use crate::org::{Organization, into_organizations};
 use serde_json::{Map, Value};
 
 /// The claims of a UserInfo response. Standard and AuthPI claims are typed; every other claim
@@ -93,6 +93,10 @@ pub(crate) fn parse(
         )));
     }
     let mut map = json::parse_object(response.body()).map_err(|e| bad(e.into()))?;
+    let organizations = map
+        .remove("organizations")
+        .map(into_organizations)
+        .unwrap_or_default();
     let sub = match map.opt_str("sub").map_err(|e| bad(e.into()))? {
         Some(s) if !s.is_empty() => s.to_owned(),
         _ => return Err(bad(json::JsonError::Missing("sub").into())),
@@ -121,10 +125,7 @@ pub(crate) fn parse(
         phone_number_verified: b(&map, "phone_number_verified"),
         address: map.get("address").filter(|v| v.is_object()).cloned(),
         org_id: s(&map, "org_id"),
-        organizations: map
-            .get("organizations")
-            .map(parse_organizations)
-            .unwrap_or_default(),
+        organizations,
         created_at: n(&map, "created_at"),
         updated_at: n(&map, "updated_at"),
         sub,
