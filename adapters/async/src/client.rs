@@ -1,0 +1,512 @@
+//! [`AsyncClient`]: the client surface of the Python SDK's `IdpClient`, over any transport.
+
+use crate::error::{BoxError, Error};
+use crate::flight::{Flights, Join, wait};
+use crate::{
+    DEFAULT_REFRESH_GRACE, DefaultTransport, Transport, TransportOptions, os_rng, system_now,
+};
+use authpi_idp::flow::Discovered;
+use authpi_idp::{
+    AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, CallbackInput, Client, Config,
+    Introspection, KeySet, LogoutRequest, Operation, RequestKind, SessionOptions, Step, TokenSet,
+    TokenTypeHint, UnixTime, UserInfo,
+};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+/// Called with the rotated token set as soon as a refresh succeeded: store it (the old refresh
+/// token is already spent). An error stops the operation with [`Error::Callback`].
+pub type OnRefresh = Arc<
+    dyn Fn(TokenSet) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync,
+>;
+
+/// Called when fresh tokens could not be obtained or persisted.
+pub type OnRefreshError = Arc<dyn Fn(&Error) + Send + Sync>;
+
+/// Options of [`AsyncClient::create_agent`] and [`AsyncClient::refresh`].
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct CreateAgentOptions {
+    /// See [`OnRefresh`]. Under single-flight only the caller whose request went out calls it.
+    pub on_refresh: Option<OnRefresh>,
+    /// Fires only when a refresh was due and fresh tokens could not be obtained or persisted
+    /// (failures before or at the persist step; not a later UserInfo failure).
+    pub on_refresh_error: Option<OnRefreshError>,
+    /// Overrides the configuration's `auto_refresh`.
+    pub auto_refresh: Option<bool>,
+    /// RFC 8707 resources for the refresh (automatic refreshes send none unless given).
+    pub resources: Vec<String>,
+}
+
+impl fmt::Debug for CreateAgentOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateAgentOptions")
+            .field("on_refresh", &self.on_refresh.is_some())
+            .field("on_refresh_error", &self.on_refresh_error.is_some())
+            .field("auto_refresh", &self.auto_refresh)
+            .field("resources", &self.resources)
+            .finish()
+    }
+}
+
+impl CreateAgentOptions {
+    /// No callbacks, configuration defaults.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the async `on_refresh` callback.
+    #[must_use]
+    pub fn on_refresh<F, Fut, E>(mut self, f: F) -> Self
+    where
+        F: Fn(TokenSet) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        self.on_refresh = Some(Arc::new(move |tokens| {
+            let fut = f(tokens);
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        }));
+        self
+    }
+
+    /// Sets the `on_refresh_error` callback.
+    #[must_use]
+    pub fn on_refresh_error(mut self, f: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.on_refresh_error = Some(Arc::new(f));
+        self
+    }
+
+    /// Overrides the configuration's `auto_refresh`.
+    #[must_use]
+    pub fn auto_refresh(mut self, on: bool) -> Self {
+        self.auto_refresh = Some(on);
+        self
+    }
+
+    /// Adds an RFC 8707 resource for the refresh.
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
+        self
+    }
+
+    fn session_options(&self) -> SessionOptions {
+        let mut o = SessionOptions::new();
+        if let Some(on) = self.auto_refresh {
+            o = o.auto_refresh(on);
+        }
+        for r in &self.resources {
+            o = o.resource(r.clone());
+        }
+        o
+    }
+}
+
+struct Inner<T> {
+    client: Client,
+    transport: T,
+    keys: RwLock<KeySet>,
+    refreshes: Flights<[u8; 32]>,
+    jwks: Flights<()>,
+}
+
+/// The async client (the Python SDK's `IdpClient`). Cheap to clone: clones share the key
+/// cache and the single-flight maps.
+pub struct AsyncClient<T> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T> Clone for AsyncClient<T> {
+    fn clone(&self) -> Self {
+        AsyncClient {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> fmt::Debug for AsyncClient<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncClient")
+            .field("issuer", &self.inner.client.issuer())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DefaultTransport> AsyncClient<T> {
+    /// A client for an AuthPI issuer (endpoints derived from the issuer, no round trip) over
+    /// the default transport with default options (30 s, 1 MiB). The key set is fetched on
+    /// first use.
+    ///
+    /// # Errors
+    /// The configuration is invalid, or the transport could not be built.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        Self::with_options(config, TransportOptions::default())
+    }
+
+    /// [`Self::new`] with transport options.
+    ///
+    /// # Errors
+    /// The configuration is invalid, or the transport could not be built.
+    pub fn with_options(config: Config, options: TransportOptions) -> Result<Self, Error> {
+        Self::with_transport(config, T::with_options(options)?)
+    }
+
+    /// Discovers any OpenID provider (and fetches its key set) over the default transport.
+    ///
+    /// # Errors
+    /// Transport failure, or invalid metadata / JWKS.
+    pub async fn discover(config: Config) -> Result<Self, Error> {
+        Self::discover_with(config, T::with_options(TransportOptions::default())?).await
+    }
+}
+
+impl<T: Transport> AsyncClient<T> {
+    /// A client for an AuthPI issuer (endpoints derived from the issuer, no round trip) over
+    /// `transport`. The key set is fetched on first use.
+    ///
+    /// # Errors
+    /// The configuration is invalid.
+    pub fn with_transport(config: Config, transport: T) -> Result<Self, Error> {
+        Ok(Self::from_client(
+            Client::new(config)?,
+            KeySet::empty(),
+            transport,
+        ))
+    }
+
+    /// Discovers any OpenID provider and fetches its key set.
+    ///
+    /// # Errors
+    /// Transport failure, or invalid metadata / JWKS.
+    pub async fn discover_with(config: Config, transport: T) -> Result<Self, Error> {
+        let mut op = Client::discover(config);
+        let mut discovered: Option<Discovered> = None;
+        while discovered.is_none() {
+            match op.poll(system_now())? {
+                Step::Send(out) => op.handle_response(transport.send(out.request).await?),
+                Step::Done(d) => discovered = Some(d),
+                _ => {}
+            }
+        }
+        let Some(Discovered { client, keys, .. }) = discovered else {
+            return Err(Error::Idp(authpi_idp::Error::Usage(
+                "discovery gave no client",
+            )));
+        };
+        Ok(Self::from_client(client, keys, transport))
+    }
+
+    /// Wraps a core client and a key set (e.g. both restored from storage).
+    pub fn from_client(client: Client, keys: KeySet, transport: T) -> Self {
+        Self::with_refresh_grace(client, keys, transport, DEFAULT_REFRESH_GRACE)
+    }
+
+    /// Like [`Self::from_client`], with the grace period during which a finished refresh answers
+    /// callers that still hold the old token set (zero: only concurrent callers share).
+    pub fn with_refresh_grace(
+        client: Client,
+        keys: KeySet,
+        transport: T,
+        grace: std::time::Duration,
+    ) -> Self {
+        AsyncClient {
+            inner: Arc::new(Inner {
+                client,
+                transport,
+                keys: RwLock::new(keys),
+                refreshes: Flights::new(grace),
+                jwks: Flights::new(std::time::Duration::ZERO),
+            }),
+        }
+    }
+
+    /// The core client.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.inner.transport
+    }
+
+    /// The cached key set (serde: persist it if you like).
+    pub fn keys(&self) -> KeySet {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn store_keys(&self, keys: KeySet) {
+        let mut current = self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if keys.fetched_at() >= current.fetched_at() {
+            *current = keys;
+        }
+    }
+
+    /// The authorization URL, with PKCE, `state` and `nonce` from the OS RNG. Keep the result
+    /// (it is serde) until the callback.
+    ///
+    /// # Errors
+    /// No redirect URI configured, `openid` missing, or the OS RNG failed.
+    pub fn create_authorization_url(
+        &self,
+        request: &AuthorizationRequest,
+    ) -> Result<AuthorizationUrl, Error> {
+        let mut rng = os_rng()?;
+        Ok(self.inner.client.authorization_url(request, &mut rng)?)
+    }
+
+    /// Validates the callback (state first), spends the code and verifies the ID token.
+    ///
+    /// # Errors
+    /// See [`authpi_idp::Client::exchange_callback`]; transport failures.
+    pub async fn exchange_callback<'a>(
+        &self,
+        callback: impl Into<CallbackInput<'a>>,
+        transaction: &AuthorizationUrl,
+    ) -> Result<Agent, Error> {
+        let op = self
+            .inner
+            .client
+            .exchange_callback(callback, transaction, &self.keys())?;
+        self.run(op).await
+    }
+
+    /// Exchanges a code with its verifier (no state/nonce checks; the ID token is verified).
+    ///
+    /// # Errors
+    /// See [`authpi_idp::Client::exchange_code`]; transport failures.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        resources: Option<&[String]>,
+    ) -> Result<Agent, Error> {
+        let op = self
+            .inner
+            .client
+            .exchange_code(code, code_verifier, resources, &self.keys())?;
+        self.run(op).await
+    }
+
+    /// Rebuilds the agent of a stored token set, refreshing (single-flight) when due.
+    ///
+    /// # Errors
+    /// `token_expired` when a refresh is due without a refresh token; provider errors;
+    /// [`Error::Callback`] when `on_refresh` failed.
+    pub async fn create_agent(
+        &self,
+        tokens: TokenSet,
+        options: CreateAgentOptions,
+    ) -> Result<Agent, Error> {
+        let keys = self.keys();
+        let op = self.inner.client.create_agent(
+            tokens,
+            options.session_options(),
+            &keys,
+            system_now(),
+        )?;
+        self.run_session(op, &options).await
+    }
+
+    /// Refreshes now, whatever the expiry (single-flight with concurrent refreshes of the same
+    /// refresh token).
+    ///
+    /// # Errors
+    /// As [`Self::create_agent`].
+    pub async fn refresh(
+        &self,
+        tokens: TokenSet,
+        options: CreateAgentOptions,
+    ) -> Result<Agent, Error> {
+        let keys = self.keys();
+        let op =
+            self.inner
+                .client
+                .refresh(tokens, options.session_options(), &keys, system_now())?;
+        self.run_session(op, &options).await
+    }
+
+    async fn run_session(
+        &self,
+        mut op: authpi_idp::flow::Session,
+        options: &CreateAgentOptions,
+    ) -> Result<Agent, Error> {
+        let mut attempted = false;
+        let result = self
+            .drive(&mut op, options.on_refresh.as_ref(), &mut attempted)
+            .await;
+        if let (Err(e), Some(f)) = (&result, &options.on_refresh_error) {
+            let due = attempted || matches!(e, Error::Idp(authpi_idp::Error::TokenExpired));
+            if due && (!op.refreshed() || matches!(e, Error::Callback(_))) {
+                f(e);
+            }
+        }
+        result
+    }
+
+    /// UserInfo for the agent's access token (`sub` must equal the agent's id).
+    ///
+    /// # Errors
+    /// Provider errors, `subject_mismatch`, transport failures.
+    pub async fn get_user_info(&self, agent: &Agent) -> Result<UserInfo, Error> {
+        let op = self.inner.client.userinfo(agent)?;
+        self.run(op).await
+    }
+
+    /// RFC 7009 revocation.
+    ///
+    /// # Errors
+    /// A non-200 answer; transport failures.
+    pub async fn revoke_token(
+        &self,
+        token: &str,
+        hint: Option<TokenTypeHint>,
+    ) -> Result<(), Error> {
+        let op = self.inner.client.revoke(token, hint)?;
+        self.run(op).await
+    }
+
+    /// RFC 7662 introspection.
+    ///
+    /// # Errors
+    /// Provider errors; transport failures.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        hint: Option<TokenTypeHint>,
+    ) -> Result<Introspection, Error> {
+        let op = self.inner.client.introspect(token, hint)?;
+        self.run(op).await
+    }
+
+    /// The RP-initiated logout URL.
+    ///
+    /// # Errors
+    /// The provider has no logout endpoint, or the post-logout URI is invalid.
+    pub fn create_logout_url(&self, request: &LogoutRequest) -> Result<url::Url, Error> {
+        Ok(self.inner.client.logout_url(request)?)
+    }
+
+    /// Client credentials (M2M) with the configured resources.
+    ///
+    /// # Errors
+    /// No client secret; provider errors; transport failures.
+    pub async fn client_credentials<I, S>(&self, scopes: I) -> Result<Agent, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let resources = self.inner.client.config().resources().to_vec();
+        let op = self.inner.client.client_credentials(scopes, &resources)?;
+        self.run(op).await
+    }
+
+    /// Validates a bearer access token for an API whose audience is `audience` (RFC 9068).
+    ///
+    /// # Errors
+    /// `invalid_token` and friends; transport failures while fetching the JWKS.
+    pub async fn validate_access_token(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<AccessTokenInfo, Error> {
+        let op = self
+            .inner
+            .client
+            .validate_access_token(token, audience, &self.keys());
+        self.run(op).await
+    }
+
+    /// Drives any core operation with this client's transport, key cache and single-flight.
+    /// A `Persist` step is not stored anywhere (use [`Self::create_agent`] for callbacks).
+    ///
+    /// # Errors
+    /// The operation's error, or a transport failure.
+    pub async fn run<O>(&self, mut op: O) -> Result<O::Output, Error>
+    where
+        O: Operation + Send,
+        O::Output: Send,
+    {
+        self.drive(&mut op, None, &mut false).await
+    }
+
+    async fn drive<O>(
+        &self,
+        op: &mut O,
+        on_refresh: Option<&OnRefresh>,
+        attempted: &mut bool,
+    ) -> Result<O::Output, Error>
+    where
+        O: Operation + Send,
+        O::Output: Send,
+    {
+        let transport = &self.inner.transport;
+        let mut leader = None;
+        let mut already_persisted = false;
+        let mut at: Option<UnixTime> = None;
+        loop {
+            let now = at.take().unwrap_or_else(system_now);
+            match op.poll(now)? {
+                Step::Send(out) => match out.kind {
+                    RequestKind::Refresh { token_hash } => {
+                        *attempted = true;
+                        match self.inner.refreshes.join(token_hash) {
+                            Join::Leader(mut l) => {
+                                let result = transport.send(out.request).await;
+                                let received = system_now();
+                                op.handle_response(l.received(result, received)?);
+                                at = Some(received);
+                                leader = Some(l);
+                            }
+                            Join::Follower(rx) => {
+                                let o = wait(rx).await?;
+                                let resp = o.response.as_ref().map_err(Clone::clone)?;
+                                op.handle_response(resp.to_response());
+                                at = Some(o.received_at);
+                                already_persisted = o.persisted;
+                            }
+                        }
+                    }
+                    RequestKind::Jwks => match self.inner.jwks.join(()) {
+                        Join::Leader(mut l) => {
+                            let result = transport.send(out.request).await;
+                            op.handle_response(l.received(result, system_now())?);
+                            l.publish(true);
+                        }
+                        Join::Follower(rx) => {
+                            let o = wait(rx).await?;
+                            let resp = o.response.as_ref().map_err(Clone::clone)?;
+                            op.handle_response(resp.to_response());
+                        }
+                    },
+                    _ => op.handle_response(transport.send(out.request).await?),
+                },
+                Step::Persist(tokens) => {
+                    let result = match on_refresh {
+                        Some(f) if !already_persisted => f(tokens).await,
+                        _ => Ok(()),
+                    };
+                    if let Some(l) = leader.take() {
+                        l.publish(result.is_ok());
+                    }
+                    result.map_err(Error::Callback)?;
+                }
+                Step::KeysRefreshed(keys) => self.store_keys(keys),
+                Step::Done(output) => return Ok(output),
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! # authpi-idp-async
+//!
+//! The async driver of [`authpi_idp`]: [`AsyncClient`] runs the core's sans-IO operations over
+//! any [`Transport`] (an `http::Request<Vec<u8>>` in, an `http::Response<Vec<u8>>` out) and
+//! adds what a long-lived client needs and a state machine cannot know about:
+//!
+//! - one shared [`KeySet`](authpi_idp::KeySet) cache, updated on every
+//!   [`Step::KeysRefreshed`](authpi_idp::Step::KeysRefreshed);
+//! - **single-flight refresh**: concurrent operations holding the same refresh token
+//!   ([`RequestKind::Refresh`](authpi_idp::RequestKind::Refresh) carries its hash) send one
+//!   refresh request; every caller feeds the same response into its own session, and only the
+//!   leader's `on_refresh` persists it. A finished flight is kept for a grace period
+//!   ([`DEFAULT_REFRESH_GRACE`]) so a request that arrives with the old token set just after the
+//!   rotation gets the rotated result instead of replaying a dead refresh token;
+//! - **single-flight JWKS**: concurrent JWKS fetches share one request;
+//! - the OS random number generator for authorization URLs, and the system clock.
+//!
+//! No protocol logic lives here: no form bodies, no JSON, no claim checks. Nothing is retried:
+//! a token request must never be sent twice, and the others are cheap for the caller to repeat
+//! ([`Error::retry_after`] tells when a 429/503 asked for a pause).
+//!
+//! Ready-made transports: `authpi-idp-reqwest` and `authpi-idp-hyper` (and, blocking,
+//! `authpi-idp-ureq`).
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod client;
+mod error;
+mod flight;
+
+pub use client::{AsyncClient, CreateAgentOptions, OnRefresh, OnRefreshError};
+pub use error::{BoxError, Error, TransportError};
+pub use flight::DEFAULT_REFRESH_GRACE;
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Default total deadline of one request (connect, send, receive the whole body).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default cap on a response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Version of the adapters, sent in the `User-Agent`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Moves one request over HTTP and returns the whole response.
+///
+/// Implementations must not follow redirects, must enforce a total deadline and cap the
+/// response body while reading it ([`TransportError::TooLarge`], never buffering past the
+/// cap), and must never retry on their own.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `request` and reads the complete response.
+    fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> impl Future<Output = Result<http::Response<Vec<u8>>, TransportError>> + Send;
+}
+
+/// A transport that can build itself from [`TransportOptions`]; gives [`AsyncClient::new`],
+/// [`AsyncClient::with_options`] and [`AsyncClient::discover`].
+pub trait DefaultTransport: Transport + Sized {
+    /// Builds the transport.
+    ///
+    /// # Errors
+    /// The HTTP library could not be set up (e.g. TLS).
+    fn with_options(options: TransportOptions) -> Result<Self, TransportError>;
+}
+
+/// Settings every transport honours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransportOptions {
+    /// Total deadline per request (default [`DEFAULT_TIMEOUT`]).
+    pub timeout: Duration,
+    /// Largest response body accepted (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    pub max_response_bytes: usize,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            timeout: DEFAULT_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+impl TransportOptions {
+    /// The defaults: 30 s, 1 MiB.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the total deadline per request.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the response body cap.
+    #[must_use]
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+}
+
+/// `authpi-idp-rs/<version> (<adapter>)`.
+#[must_use]
+pub fn user_agent(adapter: &str) -> String {
+    format!("authpi-idp-rs/{VERSION} ({adapter})")
+}
+
+/// The system clock as the core's [`UnixTime`](authpi_idp::UnixTime).
+#[must_use]
+pub fn system_now() -> authpi_idp::UnixTime {
+    authpi_idp::UnixTime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+/// A CSPRNG seeded from the operating system, for one authorization URL.
+///
+/// # Errors
+/// [`TransportError`] is not involved: a failing OS RNG yields [`Error::Rng`].
+pub fn os_rng() -> Result<rand_chacha::ChaCha20Rng, Error> {
+    use rand_core::{SeedableRng, TryRngCore};
+    let mut seed = [0u8; 32];
+    rand_core::OsRng
+        .try_fill_bytes(&mut seed)
+        .map_err(|_| Error::Rng)?;
+    Ok(rand_chacha::ChaCha20Rng::from_seed(seed))
+}
+
+/// Appends at most `max - buf.len()` bytes of `chunk` to `buf`, or fails with
+/// [`TransportError::TooLarge`] when the chunk does not fit: a helper for transports that read
+/// bodies frame by frame.
+///
+/// # Errors
+/// [`TransportError::TooLarge`] when `buf` would exceed `max`.
+pub fn append_capped(buf: &mut Vec<u8>, chunk: &[u8], max: usize) -> Result<(), TransportError> {
+    if buf.len().saturating_add(chunk.len()) > max {
+        return Err(TransportError::TooLarge { limit: max });
+    }
+    buf.extend_from_slice(chunk);
+    Ok(())
+}
+
+/// Fails early with [`TransportError::TooLarge`] when a response announces a `Content-Length`
+/// above `max`.
+///
+/// # Errors
+/// [`TransportError::TooLarge`].
+pub fn check_content_length(headers: &http::HeaderMap, max: usize) -> Result<(), TransportError> {
+    let announced = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match announced {
+        Some(n) if n > max as u64 => Err(TransportError::TooLarge { limit: max }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_capped_stops_at_the_cap() {
+        let mut buf = Vec::new();
+        append_capped(&mut buf, &[0; 6], 10).unwrap();
+        append_capped(&mut buf, &[0; 4], 10).unwrap();
+        assert_eq!(buf.len(), 10);
+        assert!(matches!(
+            append_capped(&mut buf, &[0], 10),
+            Err(TransportError::TooLarge { limit: 10 })
+        ));
+        assert_eq!(buf.len(), 10);
+    }
+
+    #[test]
+    fn content_length_over_the_cap_is_refused() {
+        for (value, ok) in [("10", true), ("11", false), ("junk", true), (" 9 ", true)] {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::CONTENT_LENGTH, value.parse().unwrap());
+            assert_eq!(check_content_length(&h, 10).is_ok(), ok, "{value}");
+        }
+    }
+
+    #[test]
+    fn user_agent_names_the_adapter() {
+        assert_eq!(
+            user_agent("reqwest"),
+            format!("authpi-idp-rs/{VERSION} (reqwest)")
+        );
+    }
+
+    #[test]
+    fn os_rng_gives_distinct_streams() {
+        use rand_core::RngCore;
+        let (mut a, mut b) = (os_rng().unwrap(), os_rng().unwrap());
+        assert_ne!(a.next_u64(), b.next_u64());
+    }
+}

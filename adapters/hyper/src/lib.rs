@@ -1,0 +1,113 @@
+//! # authpi-idp-hyper
+//!
+//! [`IdpClient`]: the async AuthPI / OpenID Connect client over hyper 1 (hyper-util's pooled
+//! legacy client) and hyper-rustls (ring, webpki roots; no OpenSSL), on tokio. Redirects are
+//! never followed (hyper does not follow them), every request has a total deadline (30 s by
+//! default), bodies are capped while read (1 MiB by default), and `User-Agent` is
+//! `authpi-idp-rs/<version> (hyper)`. The client surface, single-flight refresh and the key
+//! cache come from [`authpi_idp_async::AsyncClient`].
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub use authpi_idp_async::{
+    AsyncClient, CreateAgentOptions, DefaultTransport, Error, Transport, TransportError,
+    TransportOptions,
+};
+
+use authpi_idp_async::{append_capped, check_content_length, user_agent};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+
+/// The async client over hyper.
+pub type IdpClient = AsyncClient<HyperTransport>;
+
+/// A [`Transport`] over a pooled hyper client with rustls. Needs a tokio runtime (with time).
+#[derive(Clone, Debug)]
+pub struct HyperTransport {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    options: TransportOptions,
+    user_agent: http::HeaderValue,
+}
+
+impl HyperTransport {
+    /// A transport with its own connection pool (HTTP/1.1, https or loopback http).
+    ///
+    /// # Errors
+    /// rustls could not be set up.
+    pub fn new(options: TransportOptions) -> Result<Self, TransportError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(TransportError::connect)?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        let user_agent = http::HeaderValue::try_from(user_agent("hyper"))
+            .map_err(|_| TransportError::InvalidRequest)?;
+        Ok(HyperTransport {
+            client,
+            options,
+            user_agent,
+        })
+    }
+
+    async fn exchange(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let mut request = request.map(|b| Full::new(Bytes::from(b)));
+        request
+            .headers_mut()
+            .entry(http::header::USER_AGENT)
+            .or_insert_with(|| self.user_agent.clone());
+        let response = self.client.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                TransportError::connect(e)
+            } else {
+                TransportError::io(e)
+            }
+        })?;
+        let max = self.options.max_response_bytes;
+        check_content_length(response.headers(), max)?;
+        let (parts, mut incoming) = response.into_parts();
+        let mut body = Vec::new();
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(TransportError::io)?;
+            if let Some(data) = frame.data_ref() {
+                append_capped(&mut body, data, max)?;
+            }
+        }
+        Ok(http::Response::from_parts(parts, body))
+    }
+}
+
+impl Transport for HyperTransport {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        tokio::time::timeout(self.options.timeout, self.exchange(request))
+            .await
+            .map_err(|_| TransportError::Timeout)?
+    }
+}
+
+impl DefaultTransport for HyperTransport {
+    fn with_options(options: TransportOptions) -> Result<Self, TransportError> {
+        Self::new(options)
+    }
+}

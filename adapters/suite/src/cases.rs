@@ -1,0 +1,469 @@
+//! The behaviour cases, generic over the adapter.
+
+use crate::api::{Api, Hooks};
+use authpi_idp::{AuthorizationRequest, Config, LogoutRequest, TokenSet, TokenTypeHint};
+use authpi_idp_async::{Error, TransportError, TransportOptions};
+use authpi_idp_testkit::{Issuer, Served};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const REDIRECT: &str = "http://127.0.0.1:8080/callback";
+
+pub fn served() -> Served {
+    Served::start(Issuer::authpi_demo("http://127.0.0.1/i_test")).unwrap()
+}
+
+pub fn web_config(served: &Served) -> Config {
+    Config::builder(served.issuer_url(), "client_web")
+        .client_secret("secret_web")
+        .redirect_uri(REDIRECT)
+        .build()
+        .unwrap()
+}
+
+pub fn client<A: Api>(served: &Served) -> A {
+    A::build(web_config(served), TransportOptions::default()).unwrap()
+}
+
+/// The browser's part: `/authorize` auto-approves; returns the callback URL.
+pub fn authorize(served: &Served, url: &str) -> String {
+    let req = http::Request::get(url).body(Vec::new()).unwrap();
+    let now = served.now();
+    let resp = served.with(|i| i.handle(req, now));
+    assert_eq!(resp.status(), 302, "authorize answered {}", resp.status());
+    resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+pub async fn login<A: Api>(served: &Served, api: &A) -> authpi_idp::Agent {
+    let tx = api
+        .create_authorization_url(&AuthorizationRequest::new(["openid", "email", "profile"]))
+        .unwrap();
+    let callback = authorize(served, tx.url.as_str());
+    api.exchange_callback(callback, tx).await.unwrap()
+}
+
+fn counter_hooks() -> (
+    Hooks,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+    Arc<Mutex<Vec<TokenSet>>>,
+) {
+    let ok = Arc::new(AtomicUsize::new(0));
+    let err = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (o, e, s) = (ok.clone(), err.clone(), seen.clone());
+    let hooks = Hooks {
+        on_refresh: Some(Arc::new(move |t| {
+            o.fetch_add(1, Ordering::SeqCst);
+            s.lock().unwrap().push(t);
+            Ok(())
+        })),
+        on_refresh_error: Some(Arc::new(move |_| {
+            e.fetch_add(1, Ordering::SeqCst);
+        })),
+    };
+    (hooks, ok, err, seen)
+}
+
+fn expired(mut t: TokenSet) -> TokenSet {
+    t.expires_at = 0;
+    t
+}
+
+/// Every method of the surface, end to end.
+pub async fn every_method<A: Api>() {
+    let served = served();
+    let api: A = client(&served);
+
+    // Login.
+    let agent = login(&served, &api).await;
+    assert_eq!(agent.id(), "usr_alice");
+    assert_eq!(agent.email(), Some("alice@example.com"));
+    assert!(agent.has_access_in("org_acme", "delete", "projects.tasks"));
+    assert!(!agent.has_access_in("org_globex", "write", "billing"));
+
+    // UserInfo.
+    let info = api.get_user_info(agent.clone()).await.unwrap();
+    assert_eq!(info.sub, "usr_alice");
+    assert_eq!(info.email.as_deref(), Some("alice@example.com"));
+
+    // create_agent on fresh tokens: no refresh.
+    served.with(Issuer::reset_stats);
+    let (hooks, ok, _, _) = counter_hooks();
+    let again = api
+        .create_agent(agent.tokens().clone(), hooks)
+        .await
+        .unwrap();
+    assert_eq!(again.id(), "usr_alice");
+    assert_eq!(served.stats().refresh_requests, 0);
+    assert_eq!(ok.load(Ordering::SeqCst), 0);
+
+    // Manual refresh rotates and calls on_refresh once with the new set.
+    let (hooks, ok, err, seen) = counter_hooks();
+    let refreshed = api.refresh(agent.tokens().clone(), hooks).await.unwrap();
+    assert_eq!(served.stats().refresh_requests, 1);
+    assert_eq!(
+        (ok.load(Ordering::SeqCst), err.load(Ordering::SeqCst)),
+        (1, 0)
+    );
+    assert_ne!(
+        refreshed.tokens().refresh_token,
+        agent.tokens().refresh_token
+    );
+    assert_eq!(seen.lock().unwrap()[0], *refreshed.tokens());
+
+    // Access-token validation (RFC 9068) for an API whose audience is the client id.
+    let at = refreshed.tokens().access_token.clone();
+    let info = api
+        .validate_access_token(at.clone(), "client_web".into())
+        .await
+        .unwrap();
+    assert_eq!(info.agent.id(), "usr_alice");
+    assert_eq!(info.client_id, "client_web");
+    let wrong = api
+        .validate_access_token(at.clone(), "other_api".into())
+        .await;
+    assert_eq!(wrong.unwrap_err().code(), "invalid_token");
+
+    // Introspection and revocation.
+    let rt = refreshed.tokens().refresh_token.clone().unwrap();
+    let i = api
+        .introspect(at.clone(), Some(TokenTypeHint::AccessToken))
+        .await
+        .unwrap();
+    assert!(i.active);
+    assert_eq!(i.sub.as_deref(), Some("usr_alice"));
+    api.revoke_token(rt.clone(), Some(TokenTypeHint::RefreshToken))
+        .await
+        .unwrap();
+    let i = api.introspect(rt, None).await.unwrap();
+    assert!(!i.active);
+
+    // Logout URL.
+    let id_token = refreshed.tokens().id_token.clone().unwrap();
+    let url = api
+        .create_logout_url(
+            &LogoutRequest::new()
+                .id_token_hint(id_token)
+                .post_logout_redirect_uri("http://127.0.0.1/logged-out")
+                .state("s1"),
+        )
+        .unwrap();
+    assert!(
+        url.starts_with(&format!("{}/logout?", served.issuer_url())),
+        "{url}"
+    );
+    assert!(url.contains("id_token_hint=") && url.contains("state=s1"));
+
+    // exchange_code (lower level).
+    let tx = api
+        .create_authorization_url(&AuthorizationRequest::new(["openid"]))
+        .unwrap();
+    let callback = authorize(&served, tx.url.as_str());
+    let params = authpi_idp::CallbackParams::parse(&callback).unwrap();
+    let code = params.get("code").unwrap().to_owned();
+    let by_code = api
+        .exchange_code(code, tx.code_verifier.clone())
+        .await
+        .unwrap();
+    assert_eq!(by_code.id(), "usr_alice");
+
+    // Client credentials with the M2M client.
+    let m2m = A::build(
+        Config::builder(served.issuer_url(), "c_m2m")
+            .client_secret("secret_m2m")
+            .build()
+            .unwrap(),
+        TransportOptions::default(),
+    )
+    .unwrap();
+    let bot = m2m
+        .client_credentials(vec!["reports:read".into()])
+        .await
+        .unwrap();
+    assert_eq!(bot.id(), "c_m2m");
+    assert!(bot.has_access("read", "reports"));
+    assert!(!bot.has_access("write", "reports"));
+}
+
+/// Discovery instead of the AuthPI layout.
+pub async fn discovery<A: Api>() {
+    let served = served();
+    let api = A::discover(web_config(&served)).await.unwrap();
+    let s = served.stats();
+    assert_eq!((s.discovery_requests, s.jwks_requests), (1, 1));
+    let agent = login(&served, &api).await;
+    assert_eq!(agent.id(), "usr_alice");
+    assert_eq!(served.stats().jwks_requests, 1, "keys came from discovery");
+}
+
+/// N concurrent `create_agent` on an expired token set: one refresh request, one `on_refresh`,
+/// the same rotated tokens for everyone; a late caller with the old set gets them too.
+pub async fn single_flight_refresh<A: Api>() {
+    const N: usize = 8;
+    let served = served();
+    let api: A = client(&served);
+    let agent = login(&served, &api).await;
+    let old = expired(agent.into_tokens());
+    served.with(Issuer::reset_stats);
+    // Keep the leader's request in flight long enough for every caller to join it.
+    served.with(|i| i.set_stall("/token", Duration::from_millis(300)));
+    let (hooks, ok, err, _) = counter_hooks();
+    let mut tasks = Vec::new();
+    for _ in 0..N {
+        let (api, old, hooks) = (api.clone(), old.clone(), hooks.clone());
+        tasks.push(tokio::spawn(
+            async move { api.create_agent(old, hooks).await },
+        ));
+    }
+    let mut agents = Vec::new();
+    for t in tasks {
+        agents.push(t.await.unwrap().unwrap());
+    }
+    served.with(|i| i.set_stall("/token", Duration::ZERO));
+    assert_eq!(served.stats().refresh_requests, 1);
+    assert_eq!(ok.load(Ordering::SeqCst), 1, "on_refresh fires once");
+    assert_eq!(err.load(Ordering::SeqCst), 0);
+    let first = agents[0].tokens().clone();
+    assert_ne!(first.refresh_token, old.refresh_token);
+    for a in &agents {
+        assert_eq!(a.tokens(), &first);
+    }
+    // Just after: the old token set again (grace period) ⇒ no new request, same result.
+    let late = api.create_agent(old.clone(), hooks.clone()).await.unwrap();
+    assert_eq!(late.tokens().refresh_token, first.refresh_token);
+    assert_eq!(served.stats().refresh_requests, 1);
+    assert_eq!(ok.load(Ordering::SeqCst), 1);
+}
+
+/// Concurrent JWKS fetches share one request.
+pub async fn single_flight_jwks<A: Api>() {
+    let served = served();
+    let api: A = client(&served);
+    let token = {
+        let other: A = client(&served);
+        login(&served, &other).await.into_tokens().access_token
+    };
+    served.with(Issuer::reset_stats);
+    served.with(|i| i.set_stall("/jwks.json", Duration::from_millis(300)));
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (api, token) = (api.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            api.validate_access_token(token, "client_web".into()).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap().agent.id(), "usr_alice");
+    }
+    assert_eq!(served.stats().jwks_requests, 1);
+}
+
+/// A 2 MiB body is refused at the 1 MiB default cap.
+pub async fn size_cap<A: Api>() {
+    let served = served();
+    let api: A = client(&served);
+    let agent = login(&served, &api).await;
+    let mut body = b"{\"sub\":\"usr_alice\",\"pad\":\"".to_vec();
+    body.resize(2 * 1024 * 1024, b'a');
+    body.extend_from_slice(b"\"}");
+    let resp = http::Response::builder()
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap();
+    served.with(|i| i.push_response("/userinfo", resp));
+    let err = api.get_user_info(agent).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport(TransportError::TooLarge { limit: 1_048_576 })
+        ),
+        "{err:?}"
+    );
+}
+
+/// A stalled provider hits the configured deadline.
+pub async fn deadline<A: Api>() {
+    let served = served();
+    let api = A::build(
+        web_config(&served),
+        TransportOptions::new().timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    let agent = login(&served, &api).await;
+    served.with(|i| i.set_stall("/userinfo", Duration::from_secs(3)));
+    let start = Instant::now();
+    let err = api.get_user_info(agent).await.unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        matches!(err, Error::Transport(TransportError::Timeout)),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    served.with(|i| i.set_stall("/userinfo", Duration::ZERO));
+}
+
+/// A 302 is returned to the core (an error), never followed.
+pub async fn redirects_not_followed<A: Api>() {
+    let served = served();
+    let api: A = client(&served);
+    let agent = login(&served, &api).await;
+    let target = format!("{}/userinfo", served.issuer_url());
+    let resp = http::Response::builder()
+        .status(302)
+        .header("location", target)
+        .body(Vec::new())
+        .unwrap();
+    served.with(|i| i.push_response("/userinfo", resp));
+    served.with(Issuer::reset_stats);
+    let err = api.get_user_info(agent).await.unwrap_err();
+    assert_eq!(err.status(), Some(302), "{err:?}");
+    assert_eq!(
+        served.stats().userinfo_requests,
+        1,
+        "the redirect was followed"
+    );
+}
+
+/// Provider errors reach the caller with the same codes in every adapter.
+pub async fn provider_errors<A: Api>() {
+    let served = served();
+    let api: A = client(&served);
+    let agent = login(&served, &api).await;
+    let tokens = agent.tokens().clone();
+
+    // A rotated-away refresh token: invalid_grant, session over, on_refresh_error once. (A
+    // second client: the first one would answer from its single-flight grace period.)
+    let _ = api.refresh(tokens.clone(), Hooks::default()).await.unwrap();
+    let other: A = client(&served);
+    let (hooks, ok, err, _) = counter_hooks();
+    let e = other.refresh(tokens.clone(), hooks).await.unwrap_err();
+    assert_eq!(e.code(), "invalid_grant", "{e:?}");
+    assert!(e.is_session_over());
+    assert_eq!(
+        (ok.load(Ordering::SeqCst), err.load(Ordering::SeqCst)),
+        (0, 1)
+    );
+
+    // Due without a refresh token: token_expired (and on_refresh_error).
+    let mut no_rt = expired(tokens.clone());
+    no_rt.refresh_token = None;
+    let (hooks, _, err, _) = counter_hooks();
+    let e = api.create_agent(no_rt, hooks).await.unwrap_err();
+    assert_eq!(e.code(), "token_expired");
+    assert_eq!(err.load(Ordering::SeqCst), 1);
+
+    // Wrong client secret: invalid_client.
+    let bad = A::build(
+        Config::builder(served.issuer_url(), "client_web")
+            .client_secret("wrong")
+            .redirect_uri(REDIRECT)
+            .build()
+            .unwrap(),
+        TransportOptions::default(),
+    )
+    .unwrap();
+    let e = bad
+        .introspect(tokens.access_token.clone(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_client");
+    assert_eq!(e.status(), Some(401));
+
+    // A blocked user: user_blocked on refresh.
+    let fresh = login(&served, &api).await;
+    served.with(|i| i.block_user("usr_alice"));
+    let e = api
+        .refresh(fresh.into_tokens(), Hooks::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "user_blocked");
+    served.with(|i| i.unblock_user("usr_alice"));
+
+    // A failing on_refresh stops the operation, and on_refresh_error reports it.
+    let fresh = login(&served, &api).await;
+    let err_count = Arc::new(AtomicUsize::new(0));
+    let ec = err_count.clone();
+    let hooks = Hooks {
+        on_refresh: Some(Arc::new(|_| Err("store down".into()))),
+        on_refresh_error: Some(Arc::new(move |_| {
+            ec.fetch_add(1, Ordering::SeqCst);
+        })),
+    };
+    let e = api.refresh(fresh.into_tokens(), hooks).await.unwrap_err();
+    assert!(matches!(e, Error::Callback(_)), "{e:?}");
+    assert_eq!(err_count.load(Ordering::SeqCst), 1);
+}
+
+/// A 429 with `Retry-After` on a refresh: the delay reaches the caller, nothing is retried.
+pub async fn rate_limited<A: Api>() {
+    let served = served();
+    let api: A = client(&served);
+    let agent = login(&served, &api).await;
+    let resp = http::Response::builder()
+        .status(429)
+        .header("retry-after", "7")
+        .body(Vec::new())
+        .unwrap();
+    served.with(|i| i.push_response("/token", resp));
+    served.with(Issuer::reset_stats);
+    let (hooks, ok, err, _) = counter_hooks();
+    let e = api
+        .create_agent(expired(agent.into_tokens()), hooks)
+        .await
+        .unwrap_err();
+    assert_eq!(e.retry_after(), Some(7), "{e:?}");
+    assert_eq!(e.code(), "rate_limited");
+    assert_eq!(
+        served.stats().token_requests,
+        1,
+        "a token request is never retried"
+    );
+    assert_eq!(
+        (ok.load(Ordering::SeqCst), err.load(Ordering::SeqCst)),
+        (0, 1)
+    );
+}
+
+/// The `User-Agent` sent on the wire names the adapter (captured by a raw loopback listener
+/// that answers the discovery request with a 500).
+pub async fn user_agent<A: Api>() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+            head.push(line.trim_end().to_owned());
+        }
+        let mut w = stream;
+        w.write_all(
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .unwrap();
+        head
+    });
+    let config = Config::builder(format!("http://127.0.0.1:{port}/i_ua"), "client_web")
+        .build()
+        .unwrap();
+    let err = A::discover(config).await.unwrap_err();
+    assert!(matches!(err, Error::Idp(_)), "{err:?}");
+    let head = server.join().unwrap();
+    let expected = format!(
+        "user-agent: authpi-idp-rs/{} ({})",
+        authpi_idp_async::VERSION,
+        A::NAME
+    );
+    assert!(
+        head.iter().any(|l| l.eq_ignore_ascii_case(&expected)),
+        "{head:?}"
+    );
+    assert!(head[0].starts_with("GET /i_ua/.well-known/openid-configuration "));
+}

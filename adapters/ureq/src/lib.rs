@@ -1,0 +1,518 @@
+//! # authpi-idp-ureq
+//!
+//! [`IdpClientSync`]: the blocking AuthPI / OpenID Connect client (the Python SDK's
+//! `IdpClientSync`) over [ureq](https://docs.rs/ureq) 3 with rustls (ring, webpki roots; no
+//! OpenSSL). Same surface and rules as the async clients: redirects never followed, a total
+//! deadline per request (30 s default), bodies capped while read (1 MiB default),
+//! `User-Agent: authpi-idp-rs/<version> (ureq)`, nothing retried, a shared key cache, and
+//! single-flight refresh (with a grace period) and JWKS fetches across threads
+//! (`Mutex` + `Condvar`). Error types are shared with `authpi-idp-async`.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use authpi_idp::Config;
+//! let config = Config::builder("https://idp.authpi.com/i_demo", "c_m2m")
+//!     .client_secret("secret_m2m")
+//!     .build()?;
+//! let idp = authpi_idp_ureq::IdpClientSync::new(config)?;
+//! let agent = idp.client_credentials(["reports:read"])?;
+//! assert!(agent.has_access("read", "reports"));
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod flight;
+
+pub use authpi_idp_async::{
+    BoxError, DEFAULT_REFRESH_GRACE, Error, TransportError, TransportOptions,
+};
+
+use authpi_idp::flow::{Discovered, Session};
+use authpi_idp::{
+    AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, CallbackInput, Client, Config,
+    Introspection, KeySet, LogoutRequest, Operation, RequestKind, SessionOptions, Step, TokenSet,
+    TokenTypeHint, UnixTime, UserInfo,
+};
+use authpi_idp_async::{os_rng, system_now, user_agent};
+use flight::{Flights, Join};
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// A blocking transport over a `ureq::Agent` (no redirects, deadline, body cap).
+#[derive(Clone, Debug)]
+pub struct UreqTransport {
+    agent: ureq::Agent,
+    options: TransportOptions,
+}
+
+impl UreqTransport {
+    /// A transport with its own connection pool.
+    pub fn new(options: TransportOptions) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(options.timeout))
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .http_status_as_error(false)
+            .user_agent(user_agent("ureq"))
+            .build()
+            .new_agent();
+        UreqTransport { agent, options }
+    }
+
+    /// Sends one request and reads the whole (capped) response.
+    ///
+    /// # Errors
+    /// [`TransportError`].
+    pub fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let response = self.agent.run(request).map_err(map_error)?;
+        let (parts, mut body) = response.into_parts();
+        let max = self.options.max_response_bytes;
+        authpi_idp_async::check_content_length(&parts.headers, max)?;
+        let bytes = body
+            .with_config()
+            .limit(max as u64)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => TransportError::TooLarge { limit: max },
+                e => map_error(e),
+            })?;
+        Ok(http::Response::from_parts(parts, bytes))
+    }
+}
+
+fn map_error(e: ureq::Error) -> TransportError {
+    match e {
+        ureq::Error::Timeout(_) => TransportError::Timeout,
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportError::connect(e),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => TransportError::Timeout,
+        e => TransportError::io(e),
+    }
+}
+
+/// Called with the rotated token set as soon as a refresh succeeded; an error stops the
+/// operation with [`Error::Callback`].
+pub type OnRefresh = Arc<dyn Fn(TokenSet) -> Result<(), BoxError> + Send + Sync>;
+/// Called when fresh tokens could not be obtained or persisted.
+pub type OnRefreshError = Arc<dyn Fn(&Error) + Send + Sync>;
+
+/// Options of [`IdpClientSync::create_agent`] and [`IdpClientSync::refresh`].
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct CreateAgentOptions {
+    /// See [`OnRefresh`]. Under single-flight only the thread whose request went out calls it.
+    pub on_refresh: Option<OnRefresh>,
+    /// Fires only when a refresh was due and fresh tokens could not be obtained or persisted.
+    pub on_refresh_error: Option<OnRefreshError>,
+    /// Overrides the configuration's `auto_refresh`.
+    pub auto_refresh: Option<bool>,
+    /// RFC 8707 resources for the refresh.
+    pub resources: Vec<String>,
+}
+
+impl fmt::Debug for CreateAgentOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateAgentOptions")
+            .field("on_refresh", &self.on_refresh.is_some())
+            .field("on_refresh_error", &self.on_refresh_error.is_some())
+            .field("auto_refresh", &self.auto_refresh)
+            .field("resources", &self.resources)
+            .finish()
+    }
+}
+
+impl CreateAgentOptions {
+    /// No callbacks, configuration defaults.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `on_refresh`.
+    #[must_use]
+    pub fn on_refresh<E: Into<BoxError>>(
+        mut self,
+        f: impl Fn(TokenSet) -> Result<(), E> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_refresh = Some(Arc::new(move |t| f(t).map_err(Into::into)));
+        self
+    }
+
+    /// Sets `on_refresh_error`.
+    #[must_use]
+    pub fn on_refresh_error(mut self, f: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.on_refresh_error = Some(Arc::new(f));
+        self
+    }
+
+    /// Overrides the configuration's `auto_refresh`.
+    #[must_use]
+    pub fn auto_refresh(mut self, on: bool) -> Self {
+        self.auto_refresh = Some(on);
+        self
+    }
+
+    /// Adds an RFC 8707 resource for the refresh.
+    #[must_use]
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resources.push(resource.into());
+        self
+    }
+
+    fn session_options(&self) -> SessionOptions {
+        let mut o = SessionOptions::new();
+        if let Some(on) = self.auto_refresh {
+            o = o.auto_refresh(on);
+        }
+        for r in &self.resources {
+            o = o.resource(r.clone());
+        }
+        o
+    }
+}
+
+struct Inner {
+    client: Client,
+    transport: UreqTransport,
+    keys: RwLock<KeySet>,
+    refreshes: Flights<[u8; 32]>,
+    jwks: Flights<()>,
+}
+
+/// The blocking client. Cheap to clone; clones share the key cache and single-flight maps.
+#[derive(Clone)]
+pub struct IdpClientSync {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for IdpClientSync {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdpClientSync")
+            .field("issuer", &self.inner.client.issuer())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdpClientSync {
+    /// A client for an AuthPI issuer (no discovery), default transport options.
+    ///
+    /// # Errors
+    /// The configuration is invalid.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        Self::with_options(config, TransportOptions::default())
+    }
+
+    /// [`Self::new`] with transport options.
+    ///
+    /// # Errors
+    /// The configuration is invalid.
+    pub fn with_options(config: Config, options: TransportOptions) -> Result<Self, Error> {
+        Ok(Self::from_client(
+            Client::new(config)?,
+            KeySet::empty(),
+            UreqTransport::new(options),
+            DEFAULT_REFRESH_GRACE,
+        ))
+    }
+
+    /// Discovers any OpenID provider and fetches its key set.
+    ///
+    /// # Errors
+    /// Transport failure, or invalid metadata / JWKS.
+    pub fn discover(config: Config) -> Result<Self, Error> {
+        let transport = UreqTransport::new(TransportOptions::default());
+        let mut op = Client::discover(config);
+        loop {
+            match op.poll(system_now())? {
+                Step::Send(out) => op.handle_response(transport.send(out.request)?),
+                Step::Done(Discovered { client, keys, .. }) => {
+                    return Ok(Self::from_client(
+                        client,
+                        keys,
+                        transport,
+                        DEFAULT_REFRESH_GRACE,
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Wraps a core client, a key set and a transport; `grace` as in the async client.
+    pub fn from_client(
+        client: Client,
+        keys: KeySet,
+        transport: UreqTransport,
+        grace: std::time::Duration,
+    ) -> Self {
+        IdpClientSync {
+            inner: Arc::new(Inner {
+                client,
+                transport,
+                keys: RwLock::new(keys),
+                refreshes: Flights::new(grace),
+                jwks: Flights::new(std::time::Duration::ZERO),
+            }),
+        }
+    }
+
+    /// The core client.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// The cached key set.
+    pub fn keys(&self) -> KeySet {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn store_keys(&self, keys: KeySet) {
+        let mut current = self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if keys.fetched_at() >= current.fetched_at() {
+            *current = keys;
+        }
+    }
+
+    /// The authorization URL (PKCE, `state`, `nonce` from the OS RNG).
+    ///
+    /// # Errors
+    /// No redirect URI, `openid` missing, or the OS RNG failed.
+    pub fn create_authorization_url(
+        &self,
+        request: &AuthorizationRequest,
+    ) -> Result<AuthorizationUrl, Error> {
+        let mut rng = os_rng()?;
+        Ok(self.inner.client.authorization_url(request, &mut rng)?)
+    }
+
+    /// Validates the callback, spends the code and verifies the ID token.
+    ///
+    /// # Errors
+    /// See [`authpi_idp::Client::exchange_callback`]; transport failures.
+    pub fn exchange_callback<'a>(
+        &self,
+        callback: impl Into<CallbackInput<'a>>,
+        transaction: &AuthorizationUrl,
+    ) -> Result<Agent, Error> {
+        let keys = self.keys();
+        self.run(
+            self.inner
+                .client
+                .exchange_callback(callback, transaction, &keys)?,
+        )
+    }
+
+    /// Exchanges a code with its verifier.
+    ///
+    /// # Errors
+    /// See [`authpi_idp::Client::exchange_code`]; transport failures.
+    pub fn exchange_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        resources: Option<&[String]>,
+    ) -> Result<Agent, Error> {
+        let keys = self.keys();
+        self.run(
+            self.inner
+                .client
+                .exchange_code(code, code_verifier, resources, &keys)?,
+        )
+    }
+
+    /// Rebuilds the agent of a stored token set, refreshing (single-flight) when due.
+    ///
+    /// # Errors
+    /// `token_expired`, provider errors, [`Error::Callback`].
+    pub fn create_agent(
+        &self,
+        tokens: TokenSet,
+        options: CreateAgentOptions,
+    ) -> Result<Agent, Error> {
+        let op = self.inner.client.create_agent(
+            tokens,
+            options.session_options(),
+            &self.keys(),
+            system_now(),
+        )?;
+        self.run_session(op, &options)
+    }
+
+    /// Refreshes now (single-flight).
+    ///
+    /// # Errors
+    /// As [`Self::create_agent`].
+    pub fn refresh(&self, tokens: TokenSet, options: CreateAgentOptions) -> Result<Agent, Error> {
+        let op = self.inner.client.refresh(
+            tokens,
+            options.session_options(),
+            &self.keys(),
+            system_now(),
+        )?;
+        self.run_session(op, &options)
+    }
+
+    fn run_session(&self, mut op: Session, options: &CreateAgentOptions) -> Result<Agent, Error> {
+        let mut attempted = false;
+        let result = self.drive(&mut op, options.on_refresh.as_ref(), &mut attempted);
+        if let (Err(e), Some(f)) = (&result, &options.on_refresh_error) {
+            let due = attempted || matches!(e, Error::Idp(authpi_idp::Error::TokenExpired));
+            if due && (!op.refreshed() || matches!(e, Error::Callback(_))) {
+                f(e);
+            }
+        }
+        result
+    }
+
+    /// UserInfo for the agent's access token.
+    ///
+    /// # Errors
+    /// Provider errors, `subject_mismatch`, transport failures.
+    pub fn get_user_info(&self, agent: &Agent) -> Result<UserInfo, Error> {
+        self.run(self.inner.client.userinfo(agent)?)
+    }
+
+    /// RFC 7009 revocation.
+    ///
+    /// # Errors
+    /// A non-200 answer; transport failures.
+    pub fn revoke_token(&self, token: &str, hint: Option<TokenTypeHint>) -> Result<(), Error> {
+        self.run(self.inner.client.revoke(token, hint)?)
+    }
+
+    /// RFC 7662 introspection.
+    ///
+    /// # Errors
+    /// Provider errors; transport failures.
+    pub fn introspect(
+        &self,
+        token: &str,
+        hint: Option<TokenTypeHint>,
+    ) -> Result<Introspection, Error> {
+        self.run(self.inner.client.introspect(token, hint)?)
+    }
+
+    /// The RP-initiated logout URL.
+    ///
+    /// # Errors
+    /// No logout endpoint, or an invalid post-logout URI.
+    pub fn create_logout_url(&self, request: &LogoutRequest) -> Result<url::Url, Error> {
+        Ok(self.inner.client.logout_url(request)?)
+    }
+
+    /// Client credentials (M2M) with the configured resources.
+    ///
+    /// # Errors
+    /// No client secret; provider errors; transport failures.
+    pub fn client_credentials<I, S>(&self, scopes: I) -> Result<Agent, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let resources = self.inner.client.config().resources().to_vec();
+        self.run(self.inner.client.client_credentials(scopes, &resources)?)
+    }
+
+    /// Validates a bearer access token for an API (RFC 9068).
+    ///
+    /// # Errors
+    /// `invalid_token` and friends; transport failures.
+    pub fn validate_access_token(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<AccessTokenInfo, Error> {
+        let keys = self.keys();
+        self.run(
+            self.inner
+                .client
+                .validate_access_token(token, audience, &keys),
+        )
+    }
+
+    /// Drives any core operation (a `Persist` step is not stored anywhere).
+    ///
+    /// # Errors
+    /// The operation's error, or a transport failure.
+    pub fn run<O: Operation>(&self, mut op: O) -> Result<O::Output, Error> {
+        self.drive(&mut op, None, &mut false)
+    }
+
+    fn drive<O: Operation>(
+        &self,
+        op: &mut O,
+        on_refresh: Option<&OnRefresh>,
+        attempted: &mut bool,
+    ) -> Result<O::Output, Error> {
+        let transport = &self.inner.transport;
+        let mut leader = None;
+        let mut already_persisted = false;
+        let mut at: Option<UnixTime> = None;
+        loop {
+            let now = at.take().unwrap_or_else(system_now);
+            match op.poll(now)? {
+                Step::Send(out) => match out.kind {
+                    RequestKind::Refresh { token_hash } => {
+                        *attempted = true;
+                        match self.inner.refreshes.join(token_hash) {
+                            Join::Leader(mut l) => {
+                                let result = transport.send(out.request);
+                                let received = system_now();
+                                op.handle_response(l.received(result, received)?);
+                                at = Some(received);
+                                leader = Some(l);
+                            }
+                            Join::Follower(slot) => {
+                                let o = slot.wait()?;
+                                op.handle_response(o.to_response()?);
+                                at = Some(o.received_at);
+                                already_persisted = o.persisted;
+                            }
+                        }
+                    }
+                    RequestKind::Jwks => match self.inner.jwks.join(()) {
+                        Join::Leader(mut l) => {
+                            let result = transport.send(out.request);
+                            op.handle_response(l.received(result, system_now())?);
+                            l.publish(true);
+                        }
+                        Join::Follower(slot) => op.handle_response(slot.wait()?.to_response()?),
+                    },
+                    _ => op.handle_response(transport.send(out.request)?),
+                },
+                Step::Persist(tokens) => {
+                    let result = match on_refresh {
+                        Some(f) if !already_persisted => f(tokens),
+                        _ => Ok(()),
+                    };
+                    if let Some(l) = leader.take() {
+                        l.publish(result.is_ok());
+                    }
+                    result.map_err(Error::Callback)?;
+                }
+                Step::KeysRefreshed(keys) => self.store_keys(keys),
+                Step::Done(output) => return Ok(output),
+                _ => {}
+            }
+        }
+    }
+}
