@@ -84,7 +84,8 @@ pub enum Command {
         /// Token file.
         #[command(flatten)]
         tokens: TokensArg,
-        /// Check within this organization (otherwise: the token's own scopes).
+        /// Check within this organization (otherwise: in any organization; a principal without
+        /// organizations is judged by its token's scope).
         #[arg(long)]
         org: Option<String>,
         /// The action, e.g. `read`.
