@@ -16,14 +16,15 @@ use crate::token::{TokenSet, parse_token_response};
 use crate::userinfo::{self, UserInfo};
 use rand_core::CryptoRng;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::sync::Arc;
 use url::Url;
 
 /// SHA-256 of a token: a single-flight key that is not the token itself.
 pub(crate) fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    // A SHA-256 digest is always 32 bytes.
+    <[u8; 32]>::try_from(digest.as_ref()).unwrap_or_default()
 }
 
 /// An OpenID Connect client for one provider. Cheap to clone (one `Arc`), `Send + Sync`.
@@ -532,4 +533,19 @@ fn parse_introspection(resp: &http::Response<Vec<u8>>) -> Result<Introspection, 
         token_type: s("token_type"),
         claims: map,
     })
+}
+
+#[cfg(test)]
+mod token_hash_tests {
+    #[test]
+    fn token_hash_is_sha256_of_the_token() {
+        // FIPS 180-2 test vector: SHA-256("abc").
+        let expected = [
+            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae,
+            0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
+            0xf2, 0x00, 0x15, 0xad,
+        ];
+        assert_eq!(super::token_hash("abc"), expected);
+        assert_ne!(super::token_hash("abd"), expected);
+    }
 }

@@ -117,7 +117,9 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::OAuth(e) => e.status,
-            Error::Status { status, .. } => Some(*status),
+            Error::Status { status, .. }
+            | Error::Discovery(DiscoveryError::Status(status))
+            | Error::Jwks(JwksError::Status(status)) => Some(*status),
             _ => None,
         }
     }
@@ -552,4 +554,28 @@ pub enum DiscoveryError {
     /// The provider does not support `response_type=code`.
     #[error("the provider does not support response_type=code")]
     NoCodeFlow,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_reported_for_every_error_that_came_with_one() {
+        assert_eq!(
+            Error::Discovery(DiscoveryError::Status(500)).status(),
+            Some(500)
+        );
+        assert_eq!(Error::Jwks(JwksError::Status(404)).status(), Some(404));
+        let status = Error::Status {
+            endpoint: Endpoint::Token,
+            status: 429,
+            retry_after: Some(3),
+        };
+        assert_eq!(
+            (status.status(), status.retry_after(), status.code()),
+            (Some(429), Some(3), "rate_limited")
+        );
+        assert_eq!(Error::TokenExpired.status(), None);
+    }
 }

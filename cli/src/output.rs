@@ -3,7 +3,6 @@
 
 use authpi_idp::{AccessTokenInfo, Agent, Organization, TokenSet, UnixTime, UserInfo};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
 /// How to print.
@@ -18,11 +17,15 @@ pub struct Style {
 /// A short, non-reversible fingerprint of a secret (first 8 hex digits of its SHA-256), to show
 /// that a token changed without showing it.
 pub fn fingerprint(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().take(4).fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    digest
+        .as_ref()
+        .iter()
+        .take(4)
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The token set as JSON: the Python SDK's form with `show_tokens`, else a summary.

@@ -29,7 +29,6 @@ use crate::json::{self, JsonError, Members as _};
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::Value;
-use sha2::Digest as _;
 use std::fmt;
 use subtle::ConstantTimeEq as _;
 
@@ -107,12 +106,12 @@ impl Algorithm {
     pub fn at_hash(self, access_token: &str) -> String {
         match self {
             Algorithm::Es256 | Algorithm::Rs256 | Algorithm::Ps256 => {
-                let digest = sha2::Sha256::digest(access_token.as_bytes());
-                BASE64URL.encode(digest.get(..16).unwrap_or_default())
+                let digest = ring::digest::digest(&ring::digest::SHA256, access_token.as_bytes());
+                BASE64URL.encode(digest.as_ref().get(..16).unwrap_or_default())
             }
             Algorithm::EdDsa => {
-                let digest = sha2::Sha512::digest(access_token.as_bytes());
-                BASE64URL.encode(digest.get(..32).unwrap_or_default())
+                let digest = ring::digest::digest(&ring::digest::SHA512, access_token.as_bytes());
+                BASE64URL.encode(digest.as_ref().get(..32).unwrap_or_default())
             }
         }
     }
