@@ -11,7 +11,6 @@ use authpi_idp::{
 };
 use authpi_idp_testkit::{Membership, jwt::decode_header};
 use common::{Env, Event, ISS, REFRESH, WEB_REDIRECT, claims_of, web_client, web_config};
-use sha2::Digest as _;
 
 fn org_ids(agent: &authpi_idp::Agent) -> Vec<&str> {
     agent
@@ -179,7 +178,10 @@ fn session_lifecycle_refresh_rotation_hydration_revoke_introspect() {
     };
     assert_eq!(
         token_hash,
-        <[u8; 32]>::from(sha2::Sha256::digest(first_rt.as_bytes()))
+        <[u8; 32]>::try_from(
+            ring::digest::digest(&ring::digest::SHA256, first_rt.as_bytes()).as_ref()
+        )
+        .unwrap()
     );
 
     // Replaying the old refresh token: invalid_grant, terminal, nothing persisted.
