@@ -111,9 +111,38 @@ impl Provider {
         self.stderr.lock().unwrap().join("\n")
     }
 
-    /// How many requests `METHOD PATH` the provider has answered (from `--log-requests`).
+    /// Waits until every line the provider wrote to stderr before now has been collected: a
+    /// marker request (`GET /__sync/N`, a 404) is logged after everything earlier, in order.
+    ///
+    /// # Panics
+    /// The marker does not show up within 10 s.
+    pub fn sync(&self) {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = format!("/__sync/{}", N.fetch_add(1, Ordering::SeqCst));
+        let page = Browser::new().request(&format!("{}{path}", self.issuer), None);
+        assert_eq!(page.status, 404, "sync marker");
+        let line = format!("request: GET {path} ");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self
+            .stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with(&line))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the provider log did not catch up"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// How many requests `METHOD PATH` the provider has answered (from `--log-requests`),
+    /// after [`Provider::sync`].
     #[must_use]
     pub fn requests(&self, method: &str, path: &str) -> usize {
+        self.sync();
         let prefix = format!("request: {method} {path} ");
         self.stderr
             .lock()
@@ -182,6 +211,18 @@ fn spawn(port: u16, keys: &Path, stderr: &Arc<Mutex<Vec<String>>>) -> (Child, Ch
     try_spawn(port, keys, stderr).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `Err` (saying what to run) when `dir` has no installed `oidc-provider`.
+fn check_node_modules(dir: &Path) -> Result<(), String> {
+    if dir.join("node_modules").join("oidc-provider").is_dir() {
+        return Ok(());
+    }
+    Err(format!(
+        "interop: {}/node_modules/oidc-provider is missing; run `npm ci --prefix tests/interop` \
+         (from the repository root) before `cargo test`",
+        dir.display()
+    ))
+}
+
 /// Starts one provider process; `Err` carries a loud explanation with the provider's stderr.
 fn try_spawn(
     port: u16,
@@ -189,13 +230,7 @@ fn try_spawn(
     stderr_log: &Arc<Mutex<Vec<String>>>,
 ) -> Result<(Child, ChildStdin, String), String> {
     let dir = interop_dir();
-    if !dir.join("node_modules").join("oidc-provider").is_dir() {
-        return Err(format!(
-            "interop: {}/node_modules/oidc-provider is missing; run `npm ci --prefix tests/interop` \
-             (from the repository root) before `cargo test`",
-            dir.display()
-        ));
-    }
+    check_node_modules(&dir)?;
     let mut child = Command::new("node")
         .arg(dir.join("provider.mjs"))
         .args(["--port", &port.to_string(), "--keys"])
@@ -587,6 +622,31 @@ pub fn aged(keys: &KeySet, secs: u64) -> KeySet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_node_modules_says_what_to_run() {
+        let empty =
+            std::env::temp_dir().join(format!("authpi-interop-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let err = check_node_modules(&empty).unwrap_err();
+        assert!(err.contains("npm ci --prefix tests/interop"), "{err}");
+        std::fs::remove_dir(&empty).unwrap();
+        check_node_modules(&interop_dir()).unwrap();
+    }
+
+    #[test]
+    fn a_provider_that_cannot_start_fails_loudly_with_its_stderr() {
+        // The keys file cannot be created: provider.mjs exits before READY.
+        let keys = Path::new("/nonexistent-authpi-dir/keys.json");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let err = try_spawn(0, keys, &log).err().unwrap();
+        assert!(err.contains("did not start"), "{err}");
+        assert!(err.contains("--- provider stderr ---"), "{err}");
+        assert!(
+            err.contains("nonexistent-authpi-dir"),
+            "stderr is included: {err}"
+        );
+    }
 
     #[test]
     fn cookie_paths_follow_rfc_6265() {
