@@ -51,6 +51,7 @@ pub fn temp_keys_path() -> PathBuf {
 /// process dies, the pipe closes and the provider exits by itself. Dropping kills it.
 pub struct Provider {
     issuer: String,
+    layout: &'static str,
     port: u16,
     child: Mutex<Option<(Child, ChildStdin)>>,
     stderr: Arc<Mutex<Vec<String>>>,
@@ -72,20 +73,37 @@ impl Provider {
         SHARED.get_or_init(|| Provider::start(0, &temp_keys_path()))
     }
 
+    /// A second shared provider with oidc-provider's own endpoint paths (`--layout default`:
+    /// `/auth`, `/me`, `/token/revocation`, …), to prove that endpoints come from discovery.
+    pub fn shared_default_layout() -> &'static Provider {
+        static SHARED: OnceLock<Provider> = OnceLock::new();
+        SHARED.get_or_init(|| Provider::start_with_layout(0, &temp_keys_path(), "default"))
+    }
+
     /// Starts `provider.mjs --port PORT --keys KEYS --log-requests` and waits for `READY`.
     ///
     /// # Panics
     /// Node.js or `node_modules` missing, or no `READY` within [`READY_TIMEOUT`]: the panic
     /// message carries the provider's stderr.
     pub fn start(port: u16, keys: &Path) -> Provider {
+        Self::start_with_layout(port, keys, "authpi")
+    }
+
+    /// [`Provider::start`] with `--layout authpi` or `--layout default`.
+    ///
+    /// # Panics
+    /// As [`Provider::start`].
+    pub fn start_with_layout(port: u16, keys: &Path, layout: &'static str) -> Provider {
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (child, stdin, issuer) = spawn(port, keys, &stderr);
+        let (child, stdin, issuer) =
+            try_spawn(port, keys, layout, &stderr).unwrap_or_else(|e| panic!("{e}"));
         let port = url::Url::parse(&issuer)
             .ok()
             .and_then(|u| u.port())
             .unwrap_or_else(|| panic!("provider.mjs printed an issuer without a port: {issuer}"));
         Provider {
             issuer,
+            layout,
             port,
             child: Mutex::new(Some((child, stdin))),
             stderr,
@@ -169,7 +187,7 @@ impl Provider {
         // case the kernel is slow to release the port.
         let deadline = Instant::now() + Duration::from_secs(10);
         let (child, stdin, issuer) = loop {
-            match try_spawn(self.port, keys, &self.stderr) {
+            match try_spawn(self.port, keys, self.layout, &self.stderr) {
                 Ok(started) => break started,
                 Err(e) if Instant::now() < deadline => {
                     eprintln!(
@@ -207,10 +225,6 @@ impl Drop for Provider {
     }
 }
 
-fn spawn(port: u16, keys: &Path, stderr: &Arc<Mutex<Vec<String>>>) -> (Child, ChildStdin, String) {
-    try_spawn(port, keys, stderr).unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// `Err` (saying what to run) when `dir` has no installed `oidc-provider`.
 fn check_node_modules(dir: &Path) -> Result<(), String> {
     if dir.join("node_modules").join("oidc-provider").is_dir() {
@@ -227,6 +241,7 @@ fn check_node_modules(dir: &Path) -> Result<(), String> {
 fn try_spawn(
     port: u16,
     keys: &Path,
+    layout: &str,
     stderr_log: &Arc<Mutex<Vec<String>>>,
 ) -> Result<(Child, ChildStdin, String), String> {
     let dir = interop_dir();
@@ -235,7 +250,7 @@ fn try_spawn(
         .arg(dir.join("provider.mjs"))
         .args(["--port", &port.to_string(), "--keys"])
         .arg(keys)
-        .arg("--log-requests")
+        .args(["--layout", layout, "--log-requests"])
         .current_dir(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -639,7 +654,7 @@ mod tests {
         // The keys file cannot be created: provider.mjs exits before READY.
         let keys = Path::new("/nonexistent-authpi-dir/keys.json");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let err = try_spawn(0, keys, &log).err().unwrap();
+        let err = try_spawn(0, keys, "authpi", &log).err().unwrap();
         assert!(err.contains("did not start"), "{err}");
         assert!(err.contains("--- provider stderr ---"), "{err}");
         assert!(

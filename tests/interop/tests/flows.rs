@@ -456,6 +456,113 @@ async fn authpi_layout_without_discovery<A: Adapter>() {
     assert_eq!(refreshed.id(), "usr_alice");
 }
 
+/// Stored sessions (`create_agent`): fresh tokens are used as they are; expired ones are
+/// refreshed once and handed to `on_refresh`; concurrent requests with the same expired set
+/// share one refresh (a second refresh would replay a rotated token, and this provider would
+/// revoke the grant); a set without ID token is hydrated from UserInfo.
+async fn stored_sessions<A: Adapter>() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let p = provider();
+    let api: A = discovered(web_config(p, "client_rs256")).await;
+    let agent = login(&api, &openid().org("org_acme")).await;
+    let stored = authpi_idp::TokenSet::from_json(agent.tokens().to_json().as_bytes()).unwrap();
+    assert_eq!(&stored, agent.tokens());
+
+    let persisted = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let hooks = {
+        let (persisted, errors) = (persisted.clone(), errors.clone());
+        Hooks {
+            on_refresh: Some(Arc::new(move |t| {
+                persisted.lock().unwrap().push(t);
+                Ok(())
+            })),
+            on_refresh_error: Some(Arc::new(move |_| {
+                errors.fetch_add(1, Ordering::SeqCst);
+            })),
+        }
+    };
+
+    let same = api
+        .create_agent(stored.clone(), hooks.clone())
+        .await
+        .unwrap();
+    assert_eq!(same.tokens(), &stored, "fresh: no refresh");
+    assert!(persisted.lock().unwrap().is_empty());
+
+    let mut expired = stored.clone();
+    expired.expires_at = 0;
+    let (a, b) = tokio::join!(
+        api.create_agent(expired.clone(), hooks.clone()),
+        api.create_agent(expired.clone(), hooks.clone())
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.tokens(), b.tokens(), "one refresh, shared");
+    assert_ne!(a.tokens().refresh_token, stored.refresh_token);
+    assert_eq!(a.org_id(), Some("org_acme"));
+    assert_eq!(errors.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        *persisted.lock().unwrap(),
+        [a.tokens().clone()],
+        "persisted once"
+    );
+    api.get_user_info(a.clone()).await.unwrap();
+
+    let mut bare = a.tokens().clone();
+    bare.id_token = None;
+    let hydrated = api.create_agent(bare, Hooks::default()).await.unwrap();
+    assert_eq!(hydrated.id(), "usr_alice");
+    assert_eq!(hydrated.email(), Some("alice@example.com"));
+    assert_eq!(hydrated.organizations().len(), 2);
+}
+
+/// oidc-provider's own endpoint paths: everything the SDK uses comes from discovery.
+async fn default_layout_via_discovery<A: Adapter>() {
+    let p = Provider::shared_default_layout();
+    let api: A = discovered(web_config(p, "client_basic")).await;
+    let meta = api.core().metadata();
+    assert_eq!(meta.authorization_endpoint().path(), "/auth");
+    assert_eq!(meta.userinfo_endpoint().unwrap().path(), "/me");
+    assert_eq!(meta.jwks_uri().path(), "/jwks");
+    let agent = login(&api, &openid().org("org_globex")).await;
+    assert_eq!(agent.org_id(), Some("org_globex"));
+    let info = api.get_user_info(agent.clone()).await.unwrap();
+    assert_eq!(info.sub, "usr_alice");
+    let at = agent.tokens().access_token.clone();
+    assert!(api.introspect(at.clone(), None).await.unwrap().active);
+    let refreshed = api
+        .refresh(agent.tokens().clone(), Hooks::default())
+        .await
+        .unwrap();
+    api.revoke_token(refreshed.tokens().access_token.clone(), None)
+        .await
+        .unwrap();
+    assert!(!api.introspect(at, None).await.unwrap().active);
+    let logout = api
+        .create_logout_url(&LogoutRequest::new().post_logout_redirect_uri(WEB_LOGOUT))
+        .unwrap();
+    assert!(logout.starts_with(&format!("{}/session/end?", p.issuer())));
+    let page = tokio::task::spawn_blocking(move || Browser::new().request(&logout, None))
+        .await
+        .unwrap();
+    // No session cookie in this browser: oidc-provider has nobody to ask and answers with an
+    // auto-submitting confirmation form (still a form, not an error).
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("name=\"xsrf\"")
+            && page
+                .body
+                .contains(&format!("action=\"{}/session/end/confirm\"", p.issuer())),
+        "{}",
+        page.body
+    );
+    // The AuthPI layout guessed from the issuer is wrong here: no discovery, no login.
+    let guessed = A::build(web_config(p, "client_basic"), TransportOptions::default()).unwrap();
+    let tx = guessed.create_authorization_url(&openid()).unwrap();
+    assert!(tx.url.starts_with(&format!("{}/authorize?", p.issuer())));
+}
+
 macro_rules! per_adapter {
     ($($case:ident),* $(,)?) => {
         mod reqwest {
@@ -498,4 +605,6 @@ per_adapter!(
     resource_indicators,
     logout,
     authpi_layout_without_discovery,
+    stored_sessions,
+    default_layout_via_discovery,
 );
