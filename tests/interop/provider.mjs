@@ -24,7 +24,7 @@ const { default: Provider, errors } = await import('oidc-provider');
 
 function usage(message) {
   process.stderr.write(`provider.mjs: ${message}\n`
-    + 'usage: node provider.mjs --port PORT --keys FILE [--layout authpi|default]\n');
+    + 'usage: node provider.mjs --port PORT --keys FILE [--layout authpi|default] [--log-requests]\n');
   process.exit(2);
 }
 
@@ -35,6 +35,7 @@ try {
       port: { type: 'string' },
       keys: { type: 'string' },
       layout: { type: 'string', default: 'authpi' },
+      'log-requests': { type: 'boolean', default: false },
     },
     strict: true,
   }));
@@ -355,6 +356,18 @@ async function finishInteraction(ctx) {
   });
   ctx.redirect(returnTo);
   ctx.status = 303;
+}
+
+// --log-requests: one stderr line per request, `request: METHOD PATH STATUS` (the path only, never
+// the query, so no code or token is printed). The Rust harness counts JWKS fetches with it.
+if (args['log-requests']) {
+  provider.use(async (ctx, next) => {
+    try {
+      await next();
+    } finally {
+      process.stderr.write(`request: ${ctx.method} ${ctx.path} ${ctx.status}\n`);
+    }
+  });
 }
 
 provider.use(async (ctx, next) => {
