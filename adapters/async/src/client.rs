@@ -1,6 +1,6 @@
 //! [`AsyncClient`]: the client surface of the Python SDK's `IdpClient`, over any transport.
 
-use crate::driver::{Action, Driver, Shared, session_options};
+use crate::driver::{Action, Driver, SessionStart, Shared};
 use crate::error::{BoxError, Error};
 use crate::{
     DEFAULT_REFRESH_GRACE, DefaultTransport, Transport, TransportOptions, os_rng, system_now,
@@ -269,14 +269,8 @@ impl<T: Transport> AsyncClient<T> {
         tokens: TokenSet,
         options: CreateAgentOptions,
     ) -> Result<Agent, Error> {
-        let keys = self.keys();
-        let op = self.inner.client.create_agent(
-            tokens,
-            session_options(options.auto_refresh, &options.resources),
-            &keys,
-            system_now(),
-        )?;
-        self.run_session(op, &options).await
+        self.run_session(Client::create_agent, tokens, &options)
+            .await
     }
 
     /// Refreshes now, whatever the expiry (single-flight with concurrent refreshes of the same
@@ -289,21 +283,17 @@ impl<T: Transport> AsyncClient<T> {
         tokens: TokenSet,
         options: CreateAgentOptions,
     ) -> Result<Agent, Error> {
-        let keys = self.keys();
-        let op = self.inner.client.refresh(
-            tokens,
-            session_options(options.auto_refresh, &options.resources),
-            &keys,
-            system_now(),
-        )?;
-        self.run_session(op, &options).await
+        self.run_session(Client::refresh, tokens, &options).await
     }
 
     async fn run_session(
         &self,
-        op: authpi_idp::flow::Session,
+        start: SessionStart,
+        tokens: TokenSet,
         options: &CreateAgentOptions,
     ) -> Result<Agent, Error> {
+        let (auto_refresh, resources) = (options.auto_refresh, &options.resources);
+        let op = self.inner.session(start, tokens, auto_refresh, resources)?;
         let mut driver = self.inner.driver(op, options.on_refresh.is_some());
         let result = self.drive(&mut driver, options.on_refresh.as_ref()).await;
         driver.report_refresh_error(&result, options.on_refresh_error.as_ref());

@@ -65,6 +65,28 @@ impl<T> Shared<T> {
         }
     }
 
+    /// The `create_agent` or `refresh` operation (`start`: [`Client::create_agent`] or
+    /// [`Client::refresh`]) of a stored token set, with the cached keys and the system clock.
+    ///
+    /// # Errors
+    /// As `start`.
+    pub fn session(
+        &self,
+        start: SessionStart,
+        tokens: TokenSet,
+        auto_refresh: Option<bool>,
+        resources: &[String],
+    ) -> Result<Session, authpi_idp::Error> {
+        let mut options = SessionOptions::new();
+        if let Some(on) = auto_refresh {
+            options = options.auto_refresh(on);
+        }
+        for r in resources {
+            options = options.resource(r.clone());
+        }
+        start(&self.client, tokens, options, &self.keys(), system_now())
+    }
+
     /// Starts driving `op`. `on_refresh`: whether the caller has a callback to persist rotated
     /// tokens (without one, [`Action::Persist`] never comes).
     pub fn driver<O: Operation>(&self, op: O, on_refresh: bool) -> Driver<'_, T, O> {
@@ -81,17 +103,9 @@ impl<T> Shared<T> {
     }
 }
 
-/// The session options of a `create_agent` / `refresh` call.
-pub fn session_options(auto_refresh: Option<bool>, resources: &[String]) -> SessionOptions {
-    let mut o = SessionOptions::new();
-    if let Some(on) = auto_refresh {
-        o = o.auto_refresh(on);
-    }
-    for r in resources {
-        o = o.resource(r.clone());
-    }
-    o
-}
+/// [`Client::create_agent`] or [`Client::refresh`].
+pub type SessionStart =
+    fn(&Client, TokenSet, SessionOptions, &KeySet, UnixTime) -> Result<Session, authpi_idp::Error>;
 
 /// What the client must do next.
 pub enum Action<T> {

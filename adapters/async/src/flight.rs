@@ -28,19 +28,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A response that can be handed to several operations.
-#[derive(Clone, Debug)]
-struct SharedResponse {
-    status: http::StatusCode,
-    version: http::Version,
-    headers: http::HeaderMap,
-    body: Vec<u8>,
-}
-
 /// What a finished flight produced.
+#[doc(hidden)] // reachable only through the hidden `driver` module
 #[derive(Debug)]
 pub struct Outcome {
-    response: Result<SharedResponse, TransportError>,
+    response: Result<(http::response::Parts, Vec<u8>), TransportError>,
     /// When the leader received the response (the `now` its operation used for it).
     pub(crate) received_at: UnixTime,
     /// Whether the leader's `on_refresh` stored the result.
@@ -53,12 +45,8 @@ pub struct Outcome {
 impl Outcome {
     /// A copy of the leader's response, or its transport error.
     pub(crate) fn to_response(&self) -> Result<http::Response<Vec<u8>>, TransportError> {
-        let shared = self.response.as_ref().map_err(Clone::clone)?;
-        let mut r = http::Response::new(shared.body.clone());
-        *r.status_mut() = shared.status;
-        *r.version_mut() = shared.version;
-        *r.headers_mut() = shared.headers.clone();
-        Ok(r)
+        let (parts, body) = self.response.as_ref().map_err(Clone::clone)?;
+        Ok(http::Response::from_parts(parts.clone(), body.clone()))
     }
 }
 
@@ -66,6 +54,16 @@ enum State {
     Pending,
     Done(Arc<Outcome>),
     Abandoned,
+}
+
+impl State {
+    /// What a follower gets once the leader is done (`Abandoned` while still pending).
+    fn result(&self) -> Result<Arc<Outcome>, TransportError> {
+        match self {
+            State::Done(o) => Ok(Arc::clone(o)),
+            State::Pending | State::Abandoned => Err(TransportError::Abandoned),
+        }
+    }
 }
 
 /// One flight's state, with a wake-up for each kind of waiter.
@@ -82,13 +80,10 @@ impl Slot {
         self.r#async.notify_waiters();
     }
 
-    /// `None` while the leader is still at work.
-    fn result(&self) -> Option<Result<Arc<Outcome>, TransportError>> {
-        match &*lock(&self.state) {
-            State::Pending => None,
-            State::Done(o) => Some(Ok(Arc::clone(o))),
-            State::Abandoned => Some(Err(TransportError::Abandoned)),
-        }
+    /// The outcome, or `None` while the leader is at work.
+    fn done(&self) -> Option<Result<Arc<Outcome>, TransportError>> {
+        let state = lock(&self.state);
+        (!matches!(*state, State::Pending)).then(|| state.result())
     }
 
     /// In flight, or finished recently enough (and successfully) to answer late callers.
@@ -148,6 +143,7 @@ impl<K: Hash + Eq> Flights<K> {
 }
 
 /// A follower's handle on a flight: wait for the leader's outcome.
+#[doc(hidden)] // reachable only through the hidden `driver` module
 pub struct Follower(Arc<Slot>);
 
 impl Follower {
@@ -157,7 +153,7 @@ impl Follower {
             // Register before looking, so a `set` between the look and the await still wakes us.
             let mut notified = pin!(self.0.r#async.notified());
             notified.as_mut().enable();
-            if let Some(result) = self.0.result() {
+            if let Some(result) = self.0.done() {
                 return result;
             }
             notified.await;
@@ -166,26 +162,19 @@ impl Follower {
 
     /// Blocks the thread until the leader's outcome is there.
     pub fn wait_blocking(&self) -> Result<Arc<Outcome>, TransportError> {
-        let mut state = lock(&self.0.state);
-        loop {
-            match &*state {
-                State::Pending => {}
-                State::Done(o) => return Ok(Arc::clone(o)),
-                State::Abandoned => return Err(TransportError::Abandoned),
-            }
-            state = self
-                .0
-                .blocking
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+        let pending = |state: &mut State| matches!(state, State::Pending);
+        self.0
+            .blocking
+            .wait_while(lock(&self.0.state), pending)
+            .unwrap_or_else(PoisonError::into_inner)
+            .result()
     }
 }
 
 /// The leader's side of a flight. Dropping it publishes what it has, or abandons the flight.
 pub(crate) struct Leader {
     slot: Arc<Slot>,
-    response: Option<Result<SharedResponse, TransportError>>,
+    response: Option<Result<(http::response::Parts, Vec<u8>), TransportError>>,
     received_at: UnixTime,
     keep: bool,
 }
@@ -200,13 +189,9 @@ impl Leader {
         self.received_at = at;
         match result {
             Ok(resp) => {
-                self.response = Some(Ok(SharedResponse {
-                    status: resp.status(),
-                    version: resp.version(),
-                    headers: resp.headers().clone(),
-                    body: resp.body().clone(),
-                }));
-                Ok(resp)
+                let (parts, body) = resp.into_parts();
+                self.response = Some(Ok((parts.clone(), body.clone())));
+                Ok(http::Response::from_parts(parts, body))
             }
             Err(e) => {
                 self.response = Some(Err(e.clone()));
@@ -224,7 +209,7 @@ impl Leader {
     fn finish(&mut self, persisted: bool) {
         if let Some(response) = self.response.take() {
             let reusable =
-                self.keep && persisted && matches!(&response, Ok(r) if r.status.is_success());
+                self.keep && persisted && matches!(&response, Ok((p, _)) if p.status.is_success());
             self.slot.set(State::Done(Arc::new(Outcome {
                 response,
                 received_at: self.received_at,

@@ -34,12 +34,12 @@ pub use authpi_idp_async::{
     BoxError, DEFAULT_REFRESH_GRACE, Error, TransportError, TransportOptions,
 };
 
-use authpi_idp::flow::{Discovered, Session};
+use authpi_idp::flow::Discovered;
 use authpi_idp::{
     AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, CallbackInput, Client, Config,
     Introspection, KeySet, LogoutRequest, Operation, Step, TokenSet, TokenTypeHint, UserInfo,
 };
-use authpi_idp_async::driver::{Action, Driver, Shared, session_options};
+use authpi_idp_async::driver::{Action, Driver, SessionStart, Shared};
 use authpi_idp_async::{os_rng, system_now, user_agent};
 use std::fmt;
 use std::sync::Arc;
@@ -305,13 +305,7 @@ impl IdpClientSync {
         tokens: TokenSet,
         options: CreateAgentOptions,
     ) -> Result<Agent, Error> {
-        let op = self.inner.client.create_agent(
-            tokens,
-            session_options(options.auto_refresh, &options.resources),
-            &self.keys(),
-            system_now(),
-        )?;
-        self.run_session(op, &options)
+        self.run_session(Client::create_agent, tokens, &options)
     }
 
     /// Refreshes now (single-flight).
@@ -319,16 +313,17 @@ impl IdpClientSync {
     /// # Errors
     /// As [`Self::create_agent`].
     pub fn refresh(&self, tokens: TokenSet, options: CreateAgentOptions) -> Result<Agent, Error> {
-        let op = self.inner.client.refresh(
-            tokens,
-            session_options(options.auto_refresh, &options.resources),
-            &self.keys(),
-            system_now(),
-        )?;
-        self.run_session(op, &options)
+        self.run_session(Client::refresh, tokens, &options)
     }
 
-    fn run_session(&self, op: Session, options: &CreateAgentOptions) -> Result<Agent, Error> {
+    fn run_session(
+        &self,
+        start: SessionStart,
+        tokens: TokenSet,
+        options: &CreateAgentOptions,
+    ) -> Result<Agent, Error> {
+        let (auto_refresh, resources) = (options.auto_refresh, &options.resources);
+        let op = self.inner.session(start, tokens, auto_refresh, resources)?;
         let mut driver = self.inner.driver(op, options.on_refresh.is_some());
         let result = self.drive(&mut driver, options.on_refresh.as_ref());
         driver.report_refresh_error(&result, options.on_refresh_error.as_ref());
