@@ -1,20 +1,19 @@
 //! [`AsyncClient`]: the client surface of the Python SDK's `IdpClient`, over any transport.
 
+use crate::driver::{Action, Driver, SessionStart, Shared};
 use crate::error::{BoxError, Error};
-use crate::flight::{Flights, Join, wait};
 use crate::{
     DEFAULT_REFRESH_GRACE, DefaultTransport, Transport, TransportOptions, os_rng, system_now,
 };
 use authpi_idp::flow::Discovered;
 use authpi_idp::{
     AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, CallbackInput, Client, Config,
-    Introspection, KeySet, LogoutRequest, Operation, RequestKind, SessionOptions, Step, TokenSet,
-    TokenTypeHint, UnixTime, UserInfo,
+    Introspection, KeySet, LogoutRequest, Operation, Step, TokenSet, TokenTypeHint, UserInfo,
 };
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Called with the rotated token set as soon as a refresh succeeded: store it (the old refresh
 /// token is already spent). An error stops the operation with [`Error::Callback`].
@@ -93,31 +92,12 @@ impl CreateAgentOptions {
         self.resources.push(resource.into());
         self
     }
-
-    fn session_options(&self) -> SessionOptions {
-        let mut o = SessionOptions::new();
-        if let Some(on) = self.auto_refresh {
-            o = o.auto_refresh(on);
-        }
-        for r in &self.resources {
-            o = o.resource(r.clone());
-        }
-        o
-    }
-}
-
-struct Inner<T> {
-    client: Client,
-    transport: T,
-    keys: RwLock<KeySet>,
-    refreshes: Flights<[u8; 32]>,
-    jwks: Flights<()>,
 }
 
 /// The async client (the Python SDK's `IdpClient`). Cheap to clone: clones share the key
 /// cache and the single-flight maps.
 pub struct AsyncClient<T> {
-    inner: Arc<Inner<T>>,
+    inner: Arc<Shared<T>>,
 }
 
 impl<T> Clone for AsyncClient<T> {
@@ -214,13 +194,7 @@ impl<T: Transport> AsyncClient<T> {
         grace: std::time::Duration,
     ) -> Self {
         AsyncClient {
-            inner: Arc::new(Inner {
-                client,
-                transport,
-                keys: RwLock::new(keys),
-                refreshes: Flights::new(grace),
-                jwks: Flights::new(std::time::Duration::ZERO),
-            }),
+            inner: Arc::new(Shared::new(client, keys, transport, grace)),
         }
     }
 
@@ -236,22 +210,7 @@ impl<T: Transport> AsyncClient<T> {
 
     /// The cached key set (serde: persist it if you like).
     pub fn keys(&self) -> KeySet {
-        self.inner
-            .keys
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    fn store_keys(&self, keys: KeySet) {
-        let mut current = self
-            .inner
-            .keys
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if keys.fetched_at() >= current.fetched_at() {
-            *current = keys;
-        }
+        self.inner.keys()
     }
 
     /// The authorization URL, with PKCE, `state` and `nonce` from the OS RNG. Keep the result
@@ -310,14 +269,8 @@ impl<T: Transport> AsyncClient<T> {
         tokens: TokenSet,
         options: CreateAgentOptions,
     ) -> Result<Agent, Error> {
-        let keys = self.keys();
-        let op = self.inner.client.create_agent(
-            tokens,
-            options.session_options(),
-            &keys,
-            system_now(),
-        )?;
-        self.run_session(op, &options).await
+        self.run_session(Client::create_agent, tokens, &options)
+            .await
     }
 
     /// Refreshes now, whatever the expiry (single-flight with concurrent refreshes of the same
@@ -330,29 +283,20 @@ impl<T: Transport> AsyncClient<T> {
         tokens: TokenSet,
         options: CreateAgentOptions,
     ) -> Result<Agent, Error> {
-        let keys = self.keys();
-        let op =
-            self.inner
-                .client
-                .refresh(tokens, options.session_options(), &keys, system_now())?;
-        self.run_session(op, &options).await
+        self.run_session(Client::refresh, tokens, &options).await
     }
 
     async fn run_session(
         &self,
-        mut op: authpi_idp::flow::Session,
+        start: SessionStart,
+        tokens: TokenSet,
         options: &CreateAgentOptions,
     ) -> Result<Agent, Error> {
-        let mut attempted = false;
-        let result = self
-            .drive(&mut op, options.on_refresh.as_ref(), &mut attempted)
-            .await;
-        if let (Err(e), Some(f)) = (&result, &options.on_refresh_error) {
-            let due = attempted || matches!(e, Error::Idp(authpi_idp::Error::TokenExpired));
-            if due && (!op.refreshed() || matches!(e, Error::Callback(_))) {
-                f(e);
-            }
-        }
+        let (auto_refresh, resources) = (options.auto_refresh, &options.resources);
+        let op = self.inner.session(start, tokens, auto_refresh, resources)?;
+        let mut driver = self.inner.driver(op, options.on_refresh.is_some());
+        let result = self.drive(&mut driver, options.on_refresh.as_ref()).await;
+        driver.report_refresh_error(&result, options.on_refresh_error.as_ref());
         result
     }
 
@@ -434,78 +378,35 @@ impl<T: Transport> AsyncClient<T> {
     ///
     /// # Errors
     /// The operation's error, or a transport failure.
-    pub async fn run<O>(&self, mut op: O) -> Result<O::Output, Error>
+    pub async fn run<O>(&self, op: O) -> Result<O::Output, Error>
     where
         O: Operation + Send,
         O::Output: Send,
     {
-        self.drive(&mut op, None, &mut false).await
+        self.drive(&mut self.inner.driver(op, false), None).await
     }
 
     async fn drive<O>(
         &self,
-        op: &mut O,
+        driver: &mut Driver<'_, T, O>,
         on_refresh: Option<&OnRefresh>,
-        attempted: &mut bool,
     ) -> Result<O::Output, Error>
     where
         O: Operation + Send,
         O::Output: Send,
     {
-        let transport = &self.inner.transport;
-        let mut leader = None;
-        let mut already_persisted = false;
-        let mut at: Option<UnixTime> = None;
         loop {
-            let now = at.take().unwrap_or_else(system_now);
-            match op.poll(now)? {
-                Step::Send(out) => match out.kind {
-                    RequestKind::Refresh { token_hash } => {
-                        *attempted = true;
-                        match self.inner.refreshes.join(token_hash) {
-                            Join::Leader(mut l) => {
-                                let result = transport.send(out.request).await;
-                                let received = system_now();
-                                op.handle_response(l.received(result, received)?);
-                                at = Some(received);
-                                leader = Some(l);
-                            }
-                            Join::Follower(rx) => {
-                                let o = wait(rx).await?;
-                                let resp = o.response.as_ref().map_err(Clone::clone)?;
-                                op.handle_response(resp.to_response());
-                                at = Some(o.received_at);
-                                already_persisted = o.persisted;
-                            }
-                        }
-                    }
-                    RequestKind::Jwks => match self.inner.jwks.join(()) {
-                        Join::Leader(mut l) => {
-                            let result = transport.send(out.request).await;
-                            op.handle_response(l.received(result, system_now())?);
-                            l.publish(true);
-                        }
-                        Join::Follower(rx) => {
-                            let o = wait(rx).await?;
-                            let resp = o.response.as_ref().map_err(Clone::clone)?;
-                            op.handle_response(resp.to_response());
-                        }
-                    },
-                    _ => op.handle_response(transport.send(out.request).await?),
-                },
-                Step::Persist(tokens) => {
+            match driver.poll()? {
+                Action::Send(request) => driver.sent(self.inner.transport.send(request).await)?,
+                Action::Wait(flight) => driver.followed(flight.wait().await)?,
+                Action::Persist(tokens) => {
                     let result = match on_refresh {
-                        Some(f) if !already_persisted => f(tokens).await,
-                        _ => Ok(()),
+                        Some(f) => f(tokens).await,
+                        None => Ok(()),
                     };
-                    if let Some(l) = leader.take() {
-                        l.publish(result.is_ok());
-                    }
-                    result.map_err(Error::Callback)?;
+                    driver.persisted(result)?;
                 }
-                Step::KeysRefreshed(keys) => self.store_keys(keys),
-                Step::Done(output) => return Ok(output),
-                _ => {}
+                Action::Done(output) => return Ok(output),
             }
         }
     }

@@ -33,6 +33,8 @@
 )]
 
 mod client;
+#[doc(hidden)]
+pub mod driver;
 mod error;
 mod flight;
 

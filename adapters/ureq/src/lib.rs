@@ -30,22 +30,19 @@
     )
 )]
 
-mod flight;
-
 pub use authpi_idp_async::{
     BoxError, DEFAULT_REFRESH_GRACE, Error, TransportError, TransportOptions,
 };
 
-use authpi_idp::flow::{Discovered, Session};
+use authpi_idp::flow::Discovered;
 use authpi_idp::{
     AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, CallbackInput, Client, Config,
-    Introspection, KeySet, LogoutRequest, Operation, RequestKind, SessionOptions, Step, TokenSet,
-    TokenTypeHint, UnixTime, UserInfo,
+    Introspection, KeySet, LogoutRequest, Operation, Step, TokenSet, TokenTypeHint, UserInfo,
 };
+use authpi_idp_async::driver::{Action, Driver, SessionStart, Shared};
 use authpi_idp_async::{os_rng, system_now, user_agent};
-use flight::{Flights, Join};
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 /// A blocking transport over a `ureq::Agent` (no redirects, deadline, body cap).
 #[derive(Clone, Debug)]
@@ -169,31 +166,12 @@ impl CreateAgentOptions {
         self.resources.push(resource.into());
         self
     }
-
-    fn session_options(&self) -> SessionOptions {
-        let mut o = SessionOptions::new();
-        if let Some(on) = self.auto_refresh {
-            o = o.auto_refresh(on);
-        }
-        for r in &self.resources {
-            o = o.resource(r.clone());
-        }
-        o
-    }
-}
-
-struct Inner {
-    client: Client,
-    transport: UreqTransport,
-    keys: RwLock<KeySet>,
-    refreshes: Flights<[u8; 32]>,
-    jwks: Flights<()>,
 }
 
 /// The blocking client. Cheap to clone; clones share the key cache and single-flight maps.
 #[derive(Clone)]
 pub struct IdpClientSync {
-    inner: Arc<Inner>,
+    inner: Arc<Shared<UreqTransport>>,
 }
 
 impl fmt::Debug for IdpClientSync {
@@ -257,13 +235,7 @@ impl IdpClientSync {
         grace: std::time::Duration,
     ) -> Self {
         IdpClientSync {
-            inner: Arc::new(Inner {
-                client,
-                transport,
-                keys: RwLock::new(keys),
-                refreshes: Flights::new(grace),
-                jwks: Flights::new(std::time::Duration::ZERO),
-            }),
+            inner: Arc::new(Shared::new(client, keys, transport, grace)),
         }
     }
 
@@ -274,22 +246,7 @@ impl IdpClientSync {
 
     /// The cached key set.
     pub fn keys(&self) -> KeySet {
-        self.inner
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn store_keys(&self, keys: KeySet) {
-        let mut current = self
-            .inner
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if keys.fetched_at() >= current.fetched_at() {
-            *current = keys;
-        }
+        self.inner.keys()
     }
 
     /// The authorization URL (PKCE, `state`, `nonce` from the OS RNG).
@@ -348,13 +305,7 @@ impl IdpClientSync {
         tokens: TokenSet,
         options: CreateAgentOptions,
     ) -> Result<Agent, Error> {
-        let op = self.inner.client.create_agent(
-            tokens,
-            options.session_options(),
-            &self.keys(),
-            system_now(),
-        )?;
-        self.run_session(op, &options)
+        self.run_session(Client::create_agent, tokens, &options)
     }
 
     /// Refreshes now (single-flight).
@@ -362,24 +313,20 @@ impl IdpClientSync {
     /// # Errors
     /// As [`Self::create_agent`].
     pub fn refresh(&self, tokens: TokenSet, options: CreateAgentOptions) -> Result<Agent, Error> {
-        let op = self.inner.client.refresh(
-            tokens,
-            options.session_options(),
-            &self.keys(),
-            system_now(),
-        )?;
-        self.run_session(op, &options)
+        self.run_session(Client::refresh, tokens, &options)
     }
 
-    fn run_session(&self, mut op: Session, options: &CreateAgentOptions) -> Result<Agent, Error> {
-        let mut attempted = false;
-        let result = self.drive(&mut op, options.on_refresh.as_ref(), &mut attempted);
-        if let (Err(e), Some(f)) = (&result, &options.on_refresh_error) {
-            let due = attempted || matches!(e, Error::Idp(authpi_idp::Error::TokenExpired));
-            if due && (!op.refreshed() || matches!(e, Error::Callback(_))) {
-                f(e);
-            }
-        }
+    fn run_session(
+        &self,
+        start: SessionStart,
+        tokens: TokenSet,
+        options: &CreateAgentOptions,
+    ) -> Result<Agent, Error> {
+        let (auto_refresh, resources) = (options.auto_refresh, &options.resources);
+        let op = self.inner.session(start, tokens, auto_refresh, resources)?;
+        let mut driver = self.inner.driver(op, options.on_refresh.is_some());
+        let result = self.drive(&mut driver, options.on_refresh.as_ref());
+        driver.report_refresh_error(&result, options.on_refresh_error.as_ref());
         result
     }
 
@@ -453,65 +400,23 @@ impl IdpClientSync {
     ///
     /// # Errors
     /// The operation's error, or a transport failure.
-    pub fn run<O: Operation>(&self, mut op: O) -> Result<O::Output, Error> {
-        self.drive(&mut op, None, &mut false)
+    pub fn run<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
+        self.drive(&mut self.inner.driver(op, false), None)
     }
 
     fn drive<O: Operation>(
         &self,
-        op: &mut O,
+        driver: &mut Driver<'_, UreqTransport, O>,
         on_refresh: Option<&OnRefresh>,
-        attempted: &mut bool,
     ) -> Result<O::Output, Error> {
-        let transport = &self.inner.transport;
-        let mut leader = None;
-        let mut already_persisted = false;
-        let mut at: Option<UnixTime> = None;
         loop {
-            let now = at.take().unwrap_or_else(system_now);
-            match op.poll(now)? {
-                Step::Send(out) => match out.kind {
-                    RequestKind::Refresh { token_hash } => {
-                        *attempted = true;
-                        match self.inner.refreshes.join(token_hash) {
-                            Join::Leader(mut l) => {
-                                let result = transport.send(out.request);
-                                let received = system_now();
-                                op.handle_response(l.received(result, received)?);
-                                at = Some(received);
-                                leader = Some(l);
-                            }
-                            Join::Follower(slot) => {
-                                let o = slot.wait()?;
-                                op.handle_response(o.to_response()?);
-                                at = Some(o.received_at);
-                                already_persisted = o.persisted;
-                            }
-                        }
-                    }
-                    RequestKind::Jwks => match self.inner.jwks.join(()) {
-                        Join::Leader(mut l) => {
-                            let result = transport.send(out.request);
-                            op.handle_response(l.received(result, system_now())?);
-                            l.publish(true);
-                        }
-                        Join::Follower(slot) => op.handle_response(slot.wait()?.to_response()?),
-                    },
-                    _ => op.handle_response(transport.send(out.request)?),
-                },
-                Step::Persist(tokens) => {
-                    let result = match on_refresh {
-                        Some(f) if !already_persisted => f(tokens),
-                        _ => Ok(()),
-                    };
-                    if let Some(l) = leader.take() {
-                        l.publish(result.is_ok());
-                    }
-                    result.map_err(Error::Callback)?;
+            match driver.poll()? {
+                Action::Send(request) => driver.sent(self.inner.transport.send(request))?,
+                Action::Wait(flight) => driver.followed(flight.wait_blocking())?,
+                Action::Persist(tokens) => {
+                    driver.persisted(on_refresh.map_or(Ok(()), |f| f(tokens)))?
                 }
-                Step::KeysRefreshed(keys) => self.store_keys(keys),
-                Step::Done(output) => return Ok(output),
-                _ => {}
+                Action::Done(output) => return Ok(output),
             }
         }
     }
