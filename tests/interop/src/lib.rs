@@ -242,6 +242,36 @@ fn check_node_modules(dir: &Path) -> Result<(), String> {
     ))
 }
 
+/// Installs the provider's npm packages from the committed lock file when they are missing, so
+/// that `cargo test --workspace` works on a fresh clone (CI runs `npm ci` itself beforehand).
+/// Runs at most once per test binary; concurrent callers wait for it.
+fn ensure_node_modules(dir: &Path) -> Result<(), String> {
+    static INSTALL: OnceLock<Result<(), String>> = OnceLock::new();
+    if check_node_modules(dir).is_ok() {
+        return Ok(());
+    }
+    INSTALL
+        .get_or_init(|| {
+            eprintln!("interop: installing tests/interop's npm packages (npm ci)…");
+            let out = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+                .arg(dir)
+                .output()
+                .map_err(|e| {
+                    format!("interop: cannot run `npm` ({e}); install Node.js (>= 20) and npm")
+                })?;
+            if !out.status.success() {
+                return Err(format!(
+                    "interop: `npm ci --prefix tests/interop` failed ({}):\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            check_node_modules(dir)
+        })
+        .clone()
+}
+
 /// Starts one provider process; `Err` carries a loud explanation with the provider's stderr.
 fn try_spawn(
     port: u16,
@@ -272,7 +302,7 @@ fn spawn_once(
     stderr_log: &Arc<Mutex<Vec<String>>>,
 ) -> Result<(Child, ChildStdin, String), String> {
     let dir = interop_dir();
-    check_node_modules(&dir)?;
+    ensure_node_modules(&dir)?;
     let mut child = Command::new("node")
         .arg(dir.join("provider.mjs"))
         .args(["--port", &port.to_string(), "--keys"])
