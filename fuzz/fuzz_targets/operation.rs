@@ -250,7 +250,15 @@ fuzz_target!(|script: Script| {
         r
     });
     assert!(out.persisted.is_empty(), "a code exchange persisted");
-    assert!(out.sent.first().is_some_and(|k| k.is_token_request()));
+    // The code is spent at most once; a stale or empty key set is fetched *before* it is spent,
+    // and only then (a fresh set is used as is).
+    assert!(out.sent.iter().filter(|k| k.is_token_request()).count() <= 1);
+    match script.keys {
+        InitialKeys::Fresh => assert!(out.sent.first().is_some_and(|k| k.is_token_request())),
+        InitialKeys::Stale | InitialKeys::Empty => {
+            assert!(matches!(out.sent.first(), Some(RequestKind::Jwks)));
+        }
+    }
     let trusted = out.refreshed_keys.clone().unwrap_or_else(|| keys.clone());
     let exchanged = match out.result {
         Ok(agent) => {
