@@ -135,21 +135,24 @@ impl KeyRing {
     }
 
     /// Verifies the signature, or asks for the JWKS when the cache cannot answer.
+    ///
+    /// `wrap` says which kind of token failed (`Error::IdToken` or `Error::AccessToken`).
     fn verify(
         &mut self,
         jws: &Jws<'_>,
         allowed: AlgorithmSet,
         now: UnixTime,
+        wrap: fn(TokenError) -> Error,
     ) -> Result<Verified<()>, Error> {
-        if !self.refetched && !self.keys.is_fresh(now) && self.keys.may_refetch(now) {
-            return self.request().map(Verified::NeedKeys);
+        if let Some(out) = self.prefetch(now)? {
+            return Ok(Verified::NeedKeys(out));
         }
         match jws.verify(&self.keys, allowed) {
             Ok(()) => Ok(Verified::Yes(())),
             Err(JoseError::NoMatchingKey) if !self.refetched && self.keys.may_refetch(now) => {
                 self.request().map(Verified::NeedKeys)
             }
-            Err(e) => Err(Error::IdToken(e.into())),
+            Err(e) => Err(wrap(e.into())),
         }
     }
 
@@ -178,7 +181,9 @@ fn verify_id_token(
     if id_token::is_other_token_type(jws.header().typ.as_deref()) {
         return Err(id_err(ClaimError::Type.into()));
     }
-    if let Verified::NeedKeys(req) = ring.verify(&jws, client.algorithms(), expected.now)? {
+    if let Verified::NeedKeys(req) =
+        ring.verify(&jws, client.algorithms(), expected.now, Error::IdToken)?
+    {
         return Ok(Verified::NeedKeys(req));
     }
     let claims = IdClaims::from_payload(jws.payload()).map_err(id_err)?;
@@ -751,16 +756,14 @@ impl ValidateAccessToken {
         use crate::json::Members;
         let at_err = |e: TokenError| Error::AccessToken(e);
         let jws = Jws::parse(&self.token).map_err(|e| at_err(e.into()))?;
-        let typ = jws.header().typ.as_deref().unwrap_or_default();
-        let typ = typ.strip_prefix("application/").unwrap_or(typ);
-        if !typ.eq_ignore_ascii_case("at+jwt") {
+        if !id_token::typ_is(jws.header().typ.as_deref(), "at+jwt") {
             return Err(at_err(ClaimError::Type.into()));
         }
-        match self.ring.verify(&jws, self.client.algorithms(), now) {
-            Ok(Verified::NeedKeys(out)) => return Ok(Verified::NeedKeys(out)),
-            Ok(Verified::Yes(())) => {}
-            Err(Error::IdToken(e)) => return Err(at_err(e)),
-            Err(e) => return Err(e),
+        if let Verified::NeedKeys(out) =
+            self.ring
+                .verify(&jws, self.client.algorithms(), now, Error::AccessToken)?
+        {
+            return Ok(Verified::NeedKeys(out));
         }
         let mut map = crate::json::parse_object(jws.payload()).map_err(|e| at_err(e.into()))?;
         let organizations = map

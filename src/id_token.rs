@@ -111,9 +111,17 @@ pub(crate) struct Expected<'a> {
 
 /// `typ` values that mark a JWT as something other than an ID token.
 pub(crate) fn is_other_token_type(typ: Option<&str>) -> bool {
-    let Some(t) = typ else { return false };
-    let t = t.strip_prefix("application/").unwrap_or(t);
-    t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("logout+jwt")
+    typ_is(typ, "at+jwt") || typ_is(typ, "logout+jwt")
+}
+
+/// Whether a JWS `typ` names the media type `expected` (RFC 7515 §4.1.9: the `application/`
+/// prefix may be omitted; media types compare case-insensitively).
+pub(crate) fn typ_is(typ: Option<&str>, expected: &str) -> bool {
+    typ.is_some_and(|t| {
+        t.strip_prefix("application/")
+            .unwrap_or(t)
+            .eq_ignore_ascii_case(expected)
+    })
 }
 
 /// Time rules shared by ID and access tokens.

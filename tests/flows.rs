@@ -626,6 +626,20 @@ fn access_token_validated_as_api_with_right_and_wrong_audience() {
         r.unwrap_err(),
         Error::AccessToken(TokenError::Claim(ClaimError::Type))
     );
+    // A forged signature is an access-token error (`invalid_token`), not an ID-token one.
+    let (signing_input, signature) = at.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{signing_input}.{flipped}{}", &signature[1..]);
+    let (r, trace) = env.run(client.validate_access_token(&forged, api, &keys));
+    let e = r.unwrap_err();
+    assert_eq!(
+        e,
+        Error::AccessToken(TokenError::Jose(
+            authpi_idp::jose::JoseError::InvalidSignature
+        ))
+    );
+    assert_eq!(e.code(), "invalid_token");
+    assert!(trace.nothing_out());
     // Expired (beyond the 60 s leeway).
     env.advance(1800 + 61);
     let (r, _) = env.run(client.validate_access_token(&at, api, &keys));
