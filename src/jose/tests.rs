@@ -748,10 +748,26 @@ mod never_panics {
             }
         }
 
+        /// `at_hash` against an independent model (OIDC Core §3.1.3.6: base64url of the left
+        /// half of the hash named by the algorithm, computed here with ring's digest and the
+        /// base64 crate's standard URL-safe engine), and a one-character change never matches.
         #[test]
-        fn at_hash_matches_itself(token in ".{0,100}") {
+        fn at_hash_matches_an_independent_model(token in ".{0,100}", flip in 0usize..64) {
+            use base64::Engine as _;
             for alg in Algorithm::ALL {
-                prop_assert!(at_hash_matches(alg, &token, &alg.at_hash(&token)));
+                let (hash, half) = match alg {
+                    Algorithm::EdDsa => (&ring::digest::SHA512, 32),
+                    _ => (&ring::digest::SHA256, 16),
+                };
+                let digest = ring::digest::digest(hash, token.as_bytes());
+                let model = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(&digest.as_ref()[..half]);
+                prop_assert!(at_hash_matches(alg, &token, &model), "{alg}");
+                let mut other = model.clone().into_bytes();
+                let i = flip % other.len();
+                other[i] = if other[i] == b'A' { b'B' } else { b'A' };
+                let other = String::from_utf8(other).unwrap();
+                prop_assert!(!at_hash_matches(alg, &token, &other), "{alg}");
             }
         }
     }
