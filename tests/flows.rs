@@ -1003,3 +1003,30 @@ fn refresh_verdicts_against_the_tokens_persist_nothing() {
         }
     }
 }
+
+/// The no-verdict rule when the JWKS answers but does not publish the new key yet (a CDN still
+/// serving the old document): the `kid` is unknown after the one refetch.
+#[test]
+fn refresh_whose_key_is_not_yet_published_persists_rt2_with_the_old_identity() {
+    let mut env = Env::demo();
+    let client = web_client();
+    let stored = due_session(&mut env, &client);
+    let old_document = env.idp.jwks();
+    env.idp.rotate_keys().unwrap();
+    env.idp
+        .push_response("/jwks.json", common::json_response(200, &old_document));
+    let (agent, trace) = env.run(session_op(&env, &client, &stored));
+    let agent = agent.unwrap();
+    assert_eq!(
+        trace.events,
+        vec![
+            Event::Send(refresh_kind(&trace)),
+            Event::Send(RequestKind::Jwks),
+            Event::KeysRefreshed,
+            Event::Persist,
+            Event::Done
+        ]
+    );
+    assert_kept_with_old_identity(&stored, &agent, &trace, env.now);
+    assert_eq!(env.keys.fetched_at(), Some(env.now()));
+}
