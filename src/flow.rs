@@ -578,7 +578,9 @@ impl SessionOptions {
 /// 1. `Send(refresh request)` when forced or when auto-refresh is on and the access token is
 ///    within the refresh buffer (no refresh token ⇒ [`Error::TokenExpired`]); preceded by
 ///    `Send(JWKS)` + `KeysRefreshed` when the cached key set is empty or stale, so that the
-///    refresh token is only spent once the keys to verify the answer are at hand;
+///    refresh token is only spent once the keys to verify the answer are at hand (a failed
+///    prefetch is an error, since nothing is spent yet; its attempt starts the cooldown, so the
+///    next operation within it refreshes with the cached keys instead);
 /// 2. `Send(JWKS)` + `KeysRefreshed` when a refreshed ID token's key is still unknown (a key
 ///    rotated in between), once, whatever the cooldown (the ID token came from the token
 ///    endpoint over TLS; only tokens anyone can present obey the cooldown);

@@ -1168,3 +1168,86 @@ fn key_set_of_another_provider_is_refused_and_future_fetch_time_is_refetched() {
     assert_eq!(fetched.jwks_uri(), Some(jwks_uri.as_str()));
     assert_eq!(fetched.fetched_at(), Some(UnixTime(NOW)));
 }
+
+/// The no-verdict rule for a session pinned by `subject_hint` (no ID token stored): the new ID
+/// token's key cannot be fetched, its claims pass, so the rotated tokens are persisted with the
+/// `subject_hint` kept, and the identity comes from UserInfo, checked against it.
+#[test]
+fn no_verdict_refresh_of_a_subject_hint_session_keeps_the_hint_and_hydrates() {
+    let key = es256();
+    let rotated = TestKey::generate(Alg::Es256, "k-new").unwrap();
+    let mut op = Op::new(&[&key]);
+    op.jwks_status = 503;
+    op.userinfo = json!({"sub": "usr_alice", "email": "alice@example.com"});
+    let mut c = id_claims("n-orig");
+    c["iat"] = json!(NOW);
+    op.token = json!({
+        "access_token": "opaque-access-token-2", "token_type": "Bearer", "expires_in": 600,
+        "refresh_token": "rt-2", "id_token": rotated.sign_claims(None, &c).unwrap(),
+    });
+    let mut stored = stored_session(&key);
+    stored.id_token = None;
+    stored.subject_hint = Some("usr_alice".into());
+    let (r, t) = drive(
+        client()
+            .create_agent(
+                stored,
+                SessionOptions::new(),
+                &cached(&[&key], NOW - 120),
+                UnixTime(NOW),
+            )
+            .unwrap(),
+        UnixTime(NOW),
+        |q| op.handle(q),
+    );
+    let agent = r.unwrap();
+    assert_eq!(
+        t.events,
+        vec![
+            Event::Send(t.kinds()[0]),
+            Event::Send(RequestKind::Jwks),
+            Event::KeysRefreshed,
+            Event::Persist,
+            Event::Send(RequestKind::UserInfo),
+            Event::Done
+        ]
+    );
+    let p = &t.persisted[0];
+    assert_eq!(p.refresh_token.as_deref(), Some("rt-2"));
+    assert_eq!(p.id_token, None);
+    assert_eq!(p.subject_hint.as_deref(), Some("usr_alice"));
+    assert_eq!(agent.id(), "usr_alice");
+    assert!(!agent.identity_reverified());
+
+    // The same with a new ID token for another subject: a verdict, nothing persisted.
+    let mut op = Op::new(&[&key]);
+    op.jwks_status = 503;
+    c["sub"] = json!("usr_bob");
+    op.token = json!({
+        "access_token": "opaque-access-token-2", "token_type": "Bearer", "expires_in": 600,
+        "refresh_token": "rt-2", "id_token": rotated.sign_claims(None, &c).unwrap(),
+    });
+    let mut stored = stored_session(&key);
+    stored.id_token = None;
+    stored.subject_hint = Some("usr_alice".into());
+    let (r, t) = drive(
+        client()
+            .create_agent(
+                stored,
+                SessionOptions::new(),
+                &cached(&[&key], NOW - 120),
+                UnixTime(NOW),
+            )
+            .unwrap(),
+        UnixTime(NOW),
+        |q| op.handle(q),
+    );
+    assert_eq!(
+        r.unwrap_err(),
+        Error::SubjectMismatch {
+            expected: "usr_alice".into(),
+            actual: "usr_bob".into()
+        }
+    );
+    assert!(t.persisted.is_empty());
+}
