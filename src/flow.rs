@@ -651,10 +651,7 @@ impl Operation for Session {
                     }
                     if let Some(expected) = self.subject() {
                         if claims.sub != expected {
-                            return Err(Error::SubjectMismatch {
-                                expected: expected.to_owned(),
-                                actual: claims.sub,
-                            });
+                            return Err(Error::subject_mismatch(expected, &claims.sub));
                         }
                     }
                     let mut new = self.merge(tr, now);

@@ -163,7 +163,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
             if seen {
                 return Err(de::Error::custom(format_args!(
                     "{DUPLICATE_PREFIX}{}",
-                    truncate(&key, 64)
+                    crate::error::provider_text(&key)
                 )));
             }
             if many.is_empty() && few.len() < LINEAR_KEYS {
@@ -183,7 +183,7 @@ fn classify(e: &serde_json::Error) -> JsonError {
     let msg = e.to_string();
     if let Some(rest) = msg.strip_prefix(DUPLICATE_PREFIX) {
         let name = rest.split(" at line ").next().unwrap_or_default();
-        return JsonError::DuplicateMember(truncate(name, 64));
+        return JsonError::DuplicateMember(crate::error::provider_text(name));
     }
     JsonError::Syntax {
         line: e.line(),
@@ -192,10 +192,6 @@ fn classify(e: &serde_json::Error) -> JsonError {
 }
 
 const DUPLICATE_PREFIX: &str = "duplicate member: ";
-
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
 
 struct StrictValue;
 
@@ -260,7 +256,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
             if out.contains_key(&key) {
                 return Err(de::Error::custom(format_args!(
                     "{DUPLICATE_PREFIX}{}",
-                    truncate(&key, 64)
+                    crate::error::provider_text(&key)
                 )));
             }
             out.insert(key, value);

@@ -129,7 +129,7 @@ mod userinfo;
 pub use agent::{Agent, DEFAULT_EXPIRY_BUFFER, PrincipalType};
 pub use authorize::{AuthorizationRequest, AuthorizationUrl, pkce_challenge};
 pub use callback::{CallbackInput, CallbackParams};
-pub use client::{Client, Introspection, LogoutRequest, TokenTypeHint};
+pub use client::{Client, Introspection, LogoutRequest, NonceCheck, TokenTypeHint};
 pub use config::{ClientAuth, Config, ConfigBuilder};
 pub use error::{Error, OAuthError, OAuthErrorKind};
 pub use flow::{AccessTokenInfo, Discovered, Operation, SessionOptions, Step};
