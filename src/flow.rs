@@ -760,10 +760,7 @@ impl Session {
         }
         if let Some(expected) = self.subject() {
             if claims.sub != expected {
-                return Err(Error::SubjectMismatch {
-                    expected: expected.to_owned(),
-                    actual: claims.sub,
-                });
+                return Err(Error::subject_mismatch(expected, &claims.sub));
             }
         }
         let config = self.client.config();

@@ -69,7 +69,7 @@
 //! | `IdpClient(issuer_url, client_id, …)` | [`Config::builder`] → [`Client::new`] (AuthPI layout) or [`Client::discover`] |
 //! | `create_authorization_url` | [`Client::authorization_url`] → [`AuthorizationUrl`] |
 //! | `exchange_callback` | [`Client::exchange_callback`] → [`flow::Exchange`] |
-//! | `exchange_code` | [`Client::exchange_code`] |
+//! | `exchange_code` | [`Client::exchange_code`] with [`NonceCheck::DangerousSkip`] (Python's behaviour, named as such) or [`NonceCheck::of`] |
 //! | `create_agent` | [`Client::create_agent`] → [`flow::Session`] |
 //! | `refresh` | [`Client::refresh`] |
 //! | `client_credentials` | [`Client::client_credentials`] |
@@ -131,7 +131,7 @@ mod userinfo;
 pub use agent::{Agent, DEFAULT_EXPIRY_BUFFER, PrincipalType};
 pub use authorize::{AuthorizationRequest, AuthorizationUrl, pkce_challenge};
 pub use callback::{CallbackInput, CallbackParams};
-pub use client::{Client, Introspection, LogoutRequest, TokenTypeHint};
+pub use client::{Client, Introspection, LogoutRequest, NonceCheck, TokenTypeHint};
 pub use config::{ClientAuth, Config, ConfigBuilder};
 pub use error::{Error, OAuthError, OAuthErrorKind};
 pub use flow::{AccessTokenInfo, Discovered, Operation, SessionOptions, Step};
