@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use authpi_idp::{
-    AuthorizationRequest, AuthorizationUrl, Client, Config, KeySet, Operation, SessionOptions,
+    AuthorizationRequest, AuthorizationUrl, Client, Config, KeySet, Operation, RefreshOptions,
     Step, TokenSet, UnixTime,
 };
 use authpi_idp_testkit::{Alg, Issuer};
@@ -231,7 +231,7 @@ pub fn stored_session(issuer: &Issuer, n: usize) -> String {
 pub fn rebuild(client: &Client, keys: &KeySet, stored: &str) -> authpi_idp::Agent {
     let tokens = TokenSet::from_json(stored.as_bytes()).unwrap();
     let mut op = client
-        .create_agent(tokens, SessionOptions::new(), keys, NOW)
+        .create_agent(tokens, RefreshOptions::new(), keys)
         .unwrap();
     match op.poll(NOW) {
         Ok(Step::Done(agent)) => agent,

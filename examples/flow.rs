@@ -7,7 +7,7 @@
 //! Run: `cargo run --example flow`
 
 use authpi_idp::{
-    AuthorizationRequest, Client, Config, Error, KeySet, LogoutRequest, Operation, SessionOptions,
+    AuthorizationRequest, Client, Config, Error, KeySet, LogoutRequest, Operation, RefreshOptions,
     Step, TokenTypeHint, UnixTime,
 };
 use authpi_idp_testkit::Issuer;
@@ -45,7 +45,6 @@ fn drive<O: Operation>(
                 *keys = new;
             }
             Step::Done(output) => return Ok(output),
-            _ => {}
         }
     }
 }
@@ -117,7 +116,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("4. an hour later: create_agent refreshes (rotation) before anything else");
     let stored = agent.into_tokens();
     now = now.plus(3600);
-    let op = client.create_agent(stored.clone(), SessionOptions::new(), &keys, now)?;
+    let op = client.create_agent(stored.clone(), RefreshOptions::new(), &keys)?;
     let agent = drive(&mut issuer, &mut keys, op, now)?;
     println!(
         "  new access token, expires in {} s; refresh token rotated: {}",
@@ -154,7 +153,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "7. replaying the spent refresh token ends the session (the issuer revokes the family)"
     );
-    let op = client.refresh(stored, SessionOptions::new(), &keys, now)?;
+    let op = client.refresh(stored, RefreshOptions::new(), &keys)?;
     match drive(&mut issuer, &mut keys, op, now) {
         Err(e) => println!("  {} (session over: {})", e.code(), e.is_session_over()),
         Ok(_) => return Err("a replayed refresh token was accepted".into()),

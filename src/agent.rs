@@ -4,6 +4,8 @@ use crate::org::{Memberships, Organization};
 use crate::scope::ScopeSet;
 use crate::time::UnixTime;
 use crate::token::TokenSet;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 /// Default buffer of [`Agent::is_expired`] in the Python SDK (30 s).
 pub const DEFAULT_EXPIRY_BUFFER: u64 = 30;
@@ -64,6 +66,9 @@ pub struct Agent {
     pub(crate) token_scopes: ScopeSet,
     pub(crate) tokens: TokenSet,
     pub(crate) reverified: bool,
+    /// The claims the SDK does not model, from the ID token, UserInfo or access token the
+    /// identity came from.
+    pub(crate) custom: Map<String, Value>,
 }
 
 impl Agent {
@@ -89,7 +94,38 @@ impl Agent {
             token_scopes,
             tokens,
             reverified: true,
+            custom: Map::new(),
         }
+    }
+
+    /// The same agent, with these custom claims.
+    pub(crate) fn with_custom(mut self, custom: Map<String, Value>) -> Agent {
+        self.custom = custom;
+        self
+    }
+
+    /// The claims of the ID token (or UserInfo answer, or access token) the identity came from
+    /// that this crate does not model, as sent: every member except the registered ones it
+    /// reads (`iss`, `sub`, `aud`, `exp`, `iat`, `nonce`, `email`, `org_id`, `organizations`,
+    /// …). Empty for a client-credentials agent.
+    #[must_use]
+    pub fn custom_claims(&self) -> &Map<String, Value> {
+        &self.custom
+    }
+
+    /// A custom claim (see [`custom_claims`](Self::custom_claims)) as a `T`: `Ok(None)` when
+    /// absent, as openid-client's `claims()`.
+    ///
+    /// ```
+    /// # fn f(agent: &authpi_idp::Agent) -> Result<(), serde_json::Error> {
+    /// let tier: Option<String> = agent.claim("tenant_tier")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The claim is present but is not a `T`.
+    pub fn claim<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, serde_json::Error> {
+        self.custom.get(name).map(T::deserialize).transpose()
     }
 
     /// The same agent, with [`Agent::identity_reverified`] set to `reverified`.
@@ -103,7 +139,7 @@ impl Agent {
     /// unreachable, or the new key not yet published). Then the refresh still succeeded (the
     /// rotated tokens were persisted, never dropped), the new ID token's claims were checked
     /// without its signature, and the identity (subject, e-mail, organizations) is the one of
-    /// the previous, verified ID token. See the no-verdict rule on [`crate::flow::Session`].
+    /// the previous, verified ID token. See the no-verdict rule on [`crate::flow::CreateAgent`].
     #[must_use]
     pub fn identity_reverified(&self) -> bool {
         self.reverified

@@ -12,9 +12,8 @@
 //! bidirectional-text controls removed, at most [`MAX_PROVIDER_TEXT`] characters kept. Error
 //! messages end up in logs and terminals; they cannot forge log lines or grow without bound.
 
-use crate::jose::JoseError;
-use crate::json::JsonError;
-use crate::jwks::JwksError;
+pub use crate::jose::JoseError;
+pub use crate::json::JsonError;
 use std::fmt;
 
 /// Everything that can go wrong in this crate.
@@ -72,12 +71,17 @@ pub enum Error {
         /// The subject the provider returned.
         actual: String,
     },
-    /// The provider does not offer what was asked (e.g. no revocation endpoint in its metadata).
-    #[error("the provider does not support {0}")]
-    Unsupported(&'static str),
-    /// An operation was driven out of order (e.g. `poll` after `Done`).
+    /// The provider does not offer this endpoint (e.g. no revocation endpoint in its metadata).
+    #[error("the provider has no {0} endpoint")]
+    Unsupported(Endpoint),
+    /// The SDK was called in a way its contract forbids (e.g. `poll` after `Done`); the variant
+    /// says what to do instead.
     #[error("API misuse: {0}")]
-    Usage(&'static str),
+    ApiMisuse(#[from] ApiMisuse),
+    /// A request could not be built from the configuration or arguments given (an endpoint URL
+    /// that is no HTTP URI, a credential or token with characters a header cannot carry).
+    #[error("request: {0}")]
+    Request(#[from] RequestError),
     /// The request to this endpoint got no response (the driver called
     /// [`Operation::handle_transport_error`](crate::Operation::handle_transport_error)); a
     /// driver replaces it with its own, more detailed transport error.
@@ -129,7 +133,7 @@ impl Error {
             Error::TokenExpired => "token_expired",
             Error::SubjectMismatch { .. } => "subject_mismatch",
             Error::Unsupported(_) => "unsupported",
-            Error::Usage(_) => "invalid_usage",
+            Error::ApiMisuse(_) | Error::Request(_) => "invalid_usage",
             Error::NoResponse { .. } => "transport_error",
             Error::UnpinnedSubject => "invalid_token_set",
         }
@@ -172,6 +176,51 @@ impl Error {
     }
 }
 
+/// Why a JWKS response was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    /// The JWKS endpoint answered with a status other than 200.
+    #[error("JWKS request failed with HTTP status {0}")]
+    Status(u16),
+    /// The body is not a strict JSON object.
+    #[error("invalid JWKS document: {0}")]
+    Json(#[from] JsonError),
+    /// The document has no `keys` array.
+    #[error("JWKS document has no `keys` array")]
+    MissingKeys,
+    /// The key set is bound to another issuer or `jwks_uri` than the client's (a misfiled or
+    /// tampered cache, or another provider's keys).
+    #[error("the key set belongs to another provider (issuer or jwks_uri differ)")]
+    ForeignProvider,
+}
+
+/// A call the SDK's contract forbids (rustls's `ApiMisuse`): each variant says what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiMisuse {
+    /// `poll` was called after [`Step::Send`](crate::Step::Send) before the response came in:
+    /// call [`Operation::handle_response`](crate::Operation::handle_response) (or
+    /// [`Operation::handle_transport_error`](crate::Operation::handle_transport_error)) first.
+    #[error("poll called after Send without handle_response or handle_transport_error")]
+    PollBeforeResponse,
+    /// The operation already ended with `Done` or an error: start a new operation.
+    #[error("the operation is already finished")]
+    OperationFinished,
+}
+
+/// Why a request could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// An endpoint URL is not a valid HTTP request URI.
+    #[error("endpoint URL is not a valid HTTP URI")]
+    EndpointUri,
+    /// A credential or token has characters an HTTP header cannot carry.
+    #[error("request has invalid header characters")]
+    HeaderValue,
+}
+
 /// The endpoint a response came from, for error reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -188,6 +237,8 @@ pub enum Endpoint {
     Revocation,
     /// The introspection endpoint (RFC 7662).
     Introspection,
+    /// The end-session endpoint (RP-initiated logout).
+    EndSession,
 }
 
 impl fmt::Display for Endpoint {
@@ -199,6 +250,7 @@ impl fmt::Display for Endpoint {
             Endpoint::UserInfo => "userinfo",
             Endpoint::Revocation => "revocation",
             Endpoint::Introspection => "introspection",
+            Endpoint::EndSession => "end-session",
         })
     }
 }
@@ -662,7 +714,7 @@ mod tests {
         let routes: Vec<(&str, Error, Error)> = vec![
             (
                 "duplicate callback parameter",
-                crate::callback::CallbackParams::parse(&format!("?{enc}=1&{enc}=2"))
+                crate::flow::CallbackParams::parse(&format!("?{enc}=1&{enc}=2"))
                     .map(|_| ())
                     .unwrap_err()
                     .into(),
@@ -670,9 +722,8 @@ mod tests {
             ),
             (
                 "provider error next to a wrong state",
-                crate::callback::validate(
-                    &crate::callback::CallbackParams::parse(&format!("?state=x&error={enc}"))
-                        .unwrap(),
+                crate::flow::callback_validate(
+                    &crate::flow::CallbackParams::parse(&format!("?state=x&error={enc}")).unwrap(),
                     "S",
                     "https://idp.example",
                     false,
@@ -700,7 +751,7 @@ mod tests {
             ),
             (
                 "UserInfo sub",
-                crate::userinfo::parse(
+                crate::flow::process_userinfo_response(
                     &resp(200, format!("{{\"sub\":{json_str}}}")),
                     Some("usr_1"),
                 )

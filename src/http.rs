@@ -5,7 +5,7 @@
 //! refreshes of one refresh token, and never retry a token request).
 
 use crate::config::{ClientAuth, Config};
-use crate::error::{Endpoint, Error, OAuthError, ResponseError};
+use crate::error::{Endpoint, Error, OAuthError, RequestError, ResponseError};
 use crate::json::{self, Members};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -94,15 +94,15 @@ impl fmt::Debug for Outgoing {
 fn to_uri(url: &Url) -> Result<http::Uri, Error> {
     url.as_str()
         .parse::<http::Uri>()
-        .map_err(|_| Error::Usage("endpoint URL is not a valid HTTP URI"))
+        .map_err(|_| Error::from(RequestError::EndpointUri))
 }
 
 /// An `Authorization` value marked sensitive: `http`'s `Debug` prints `Sensitive` instead of
 /// the credentials (and HTTP/2 stacks keep it out of HPACK tables). Every `Authorization`
 /// header the core builds goes through here.
 fn credentials(value: &str) -> Result<HeaderValue, Error> {
-    let mut value = HeaderValue::from_str(value)
-        .map_err(|_| Error::Usage("request has invalid header characters"))?;
+    let mut value =
+        HeaderValue::from_str(value).map_err(|_| Error::from(RequestError::HeaderValue))?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -114,7 +114,7 @@ pub(crate) fn get(url: &Url, bearer: Option<&str>) -> Result<http::Request<Vec<u
         b = b.header(AUTHORIZATION, credentials(&format!("Bearer {token}"))?);
     }
     b.body(Vec::new())
-        .map_err(|_| Error::Usage("request has invalid header characters"))
+        .map_err(|_| Error::from(RequestError::HeaderValue))
 }
 
 /// A form `POST` to a client-authenticated endpoint (token, revocation, introspection).
@@ -150,7 +150,7 @@ pub(crate) fn form_post(
         }
     }
     b.body(form.finish().into_bytes())
-        .map_err(|_| Error::Usage("request has invalid header characters"))
+        .map_err(|_| Error::from(RequestError::HeaderValue))
 }
 
 /// `Retry-After` as delta-seconds (an HTTP date is not interpreted: we own no clock here).

@@ -4,7 +4,7 @@
 //! checks the claims of a token whose signature is already verified, and decodes the claims of a
 //! stored ID token (one that was verified when it entered the session store).
 
-use crate::callback::ct_eq;
+use crate::constant_time;
 use crate::error::{ClaimError, TokenError};
 use crate::jose::{Algorithm, Jws, at_hash_matches};
 use crate::json::{self, Members};
@@ -32,7 +32,27 @@ pub(crate) struct IdClaims {
     pub email_verified: Option<bool>,
     pub org_id: Option<String>,
     pub organizations: Vec<Organization>,
+    /// Every member [`MODELED`] does not list, as sent.
+    pub custom: Map<String, Value>,
 }
+
+/// Members of an ID token this module models; everything else is a custom claim.
+const MODELED: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "azp",
+    "exp",
+    "iat",
+    "nbf",
+    "nonce",
+    "auth_time",
+    "at_hash",
+    "email",
+    "email_verified",
+    "org_id",
+    "organizations",
+];
 
 fn claim<T>(r: Result<T, json::JsonError>, name: &'static str) -> Result<T, ClaimError> {
     r.map_err(|_| ClaimError::Missing(name))
@@ -88,7 +108,14 @@ impl IdClaims {
             .remove("organizations")
             .map(into_organizations)
             .unwrap_or_default();
-        Ok(Self::from_map(&map, organizations)?)
+        let claims = Self::from_map(&map, organizations)?;
+        for name in MODELED {
+            map.remove(*name);
+        }
+        Ok(IdClaims {
+            custom: map,
+            ..claims
+        })
     }
 
     fn from_map(
@@ -123,6 +150,7 @@ impl IdClaims {
             email_verified: map.opt_bool("email_verified").ok().flatten(),
             org_id: map.opt_str("org_id").ok().flatten().map(str::to_owned),
             organizations,
+            custom: Map::new(),
         })
     }
 }
@@ -218,7 +246,7 @@ pub(crate) fn check(
     if let Some(expected) = e.nonce {
         match &claims.nonce {
             None => return Err(ClaimError::MissingNonce),
-            Some(n) if !ct_eq(n, expected) => return Err(ClaimError::NonceMismatch),
+            Some(n) if !constant_time::eq(n, expected) => return Err(ClaimError::NonceMismatch),
             Some(_) => {}
         }
     }
@@ -259,7 +287,7 @@ pub(crate) fn check_refreshed(new: &IdClaims, original: &IdClaims) -> Result<(),
     }
     if let Some(n) = &new.nonce {
         match &original.nonce {
-            Some(o) if ct_eq(n, o) => {}
+            Some(o) if constant_time::eq(n, o) => {}
             _ => return Err(ClaimError::NonceMismatch),
         }
     }

@@ -9,7 +9,7 @@
 //! ## The whole login flow
 //!
 //! ```
-//! use authpi_idp::{AuthorizationRequest, Client, Config, KeySet, Operation, SessionOptions, Step, UnixTime};
+//! use authpi_idp::{AuthorizationRequest, Client, Config, KeySet, Operation, RefreshOptions, Step, UnixTime};
 //! # use authpi_idp_testkit::Issuer;
 //! # fn send(issuer: &mut Issuer, req: http::Request<Vec<u8>>, now: u64) -> http::Response<Vec<u8>> {
 //! #     issuer.handle(req, now)
@@ -37,8 +37,8 @@
 //!     match op.poll(now)? {
 //!         Step::Send(out) => op.handle_response(send(&mut issuer, out.request, now.0)),
 //!         Step::KeysRefreshed(k) => keys = k,
+//!         Step::Persist(_) => unreachable!("a code exchange rotates nothing"),
 //!         Step::Done(agent) => break agent,
-//!         _ => unreachable!("a code exchange never persists"),
 //!     }
 //! };
 //! assert_eq!(agent.id(), "usr_alice");
@@ -48,14 +48,13 @@
 //! let stored = agent.into_tokens().to_json();
 //! let later = UnixTime(now.0 + 7200);
 //! let tokens = authpi_idp::TokenSet::from_json(stored.as_bytes())?;
-//! let mut op = client.create_agent(tokens, SessionOptions::new(), &keys, later)?;
+//! let mut op = client.create_agent(tokens, RefreshOptions::new(), &keys)?;
 //! let agent = loop {
 //!     match op.poll(later)? {
 //!         Step::Send(out) => op.handle_response(send(&mut issuer, out.request, later.0)),
 //!         Step::Persist(rotated) => { /* store `rotated` now: the old refresh token is spent */ }
 //!         Step::KeysRefreshed(k) => keys = k,
 //!         Step::Done(agent) => break agent,
-//!         _ => {}
 //!     }
 //! };
 //! assert!(agent.expires_at() > later.0);
@@ -70,7 +69,7 @@
 //! | `create_authorization_url` | [`Client::authorization_url`] → [`AuthorizationUrl`] |
 //! | `exchange_callback` | [`Client::exchange_callback`] → [`flow::Exchange`] |
 //! | `exchange_code` | [`Client::exchange_code`] with [`NonceCheck::DangerousSkip`] (Python's behaviour, named as such) or [`NonceCheck::of`] |
-//! | `create_agent` | [`Client::create_agent`] → [`flow::Session`] |
+//! | `create_agent` | [`Client::create_agent`] → [`flow::CreateAgent`] |
 //! | `refresh` | [`Client::refresh`] |
 //! | `client_credentials` | [`Client::client_credentials`] |
 //! | `get_user_info` | [`Client::userinfo`] |
@@ -97,7 +96,7 @@
 //!
 //! See [`manual`] for the threat model and the reason for each default.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(
     not(test),
     deny(
@@ -108,37 +107,64 @@
     )
 )]
 
-mod agent;
-mod authorize;
-mod callback;
+mod access_token;
+pub mod agent;
 mod client;
 pub mod config;
+mod constant_time;
 pub mod error;
 pub mod flow;
 mod http;
 mod id_token;
-pub mod jose;
-pub mod json;
-pub mod jwks;
+mod jose;
+mod json;
 pub mod manual;
-pub mod org;
-mod provider;
+mod org;
+pub mod provider;
 pub mod scope;
 mod time;
-mod token;
-mod userinfo;
+pub mod token;
 
-pub use agent::{Agent, DEFAULT_EXPIRY_BUFFER, PrincipalType};
-pub use authorize::{AuthorizationRequest, AuthorizationUrl, pkce_challenge};
-pub use callback::{CallbackInput, CallbackParams};
-pub use client::{Client, Introspection, LogoutRequest, NonceCheck, TokenTypeHint};
+pub use agent::{Agent, PrincipalType};
+pub use client::Client;
 pub use config::{ClientAuth, Config, ConfigBuilder};
 pub use error::{Error, OAuthError, OAuthErrorKind};
-pub use flow::{AccessTokenInfo, Discovered, Operation, SessionOptions, Step};
+pub use flow::{
+    AccessTokenInfo, AuthorizationRequest, AuthorizationUrl, CallbackInput, CallbackParams,
+    Discovered, Introspection, LogoutRequest, NonceCheck, Operation, RefreshOptions, Step,
+    TokenTypeHint, UserInfo, pkce_challenge,
+};
 pub use http::{Outgoing, RequestKind};
-pub use jwks::KeySet;
+pub use jose::{Algorithm, AlgorithmSet};
 pub use org::Organization;
-pub use provider::{METADATA_MAX_AGE, ProviderMetadata};
+pub use provider::{KeySet, ProviderMetadata};
 pub use time::UnixTime;
-pub use token::{DEFAULT_EXPIRES_IN, TokenSet};
-pub use userinfo::UserInfo;
+pub use token::TokenSet;
+
+/// Internals public only for the fuzz targets, benches and regression tests (as rustls and
+/// quinn do): no stability promise, not part of the documented API.
+#[doc(hidden)]
+pub mod internal {
+    /// The strict JSON reader every provider document goes through.
+    pub mod json {
+        pub use crate::json::{
+            JsonError, MAX_DEPTH, MAX_DOCUMENT, from_slice_strict, parse_object, parse_value,
+        };
+    }
+    /// Compact JWS parsing and verification against a key set.
+    pub mod jose {
+        pub use crate::flow::verify_with as verify_jws;
+        pub use crate::jose::{Header, Jws, at_hash_matches};
+    }
+    /// AuthPI's `organizations` claim.
+    pub mod org {
+        pub use crate::org::{Memberships, parse_organizations};
+    }
+    /// The named response processors of the one-request operations.
+    pub use crate::flow::{
+        process_client_credentials_response, process_introspection_response,
+        process_revocation_response, process_userinfo_response,
+    };
+    /// The JWKS freshness rule.
+    pub use crate::provider::max_age_from_headers;
+}

@@ -5,11 +5,11 @@
 
 mod common;
 
+use authpi_idp::error::JoseError;
 use authpi_idp::error::{CallbackError, ClaimError, DiscoveryError, TokenError};
-use authpi_idp::jose::JoseError;
 use authpi_idp::{
     Agent, AuthorizationRequest, Client, Config, ConfigBuilder, Error, KeySet, ProviderMetadata,
-    RequestKind, SessionOptions, TokenSet, UnixTime,
+    RefreshOptions, RequestKind, TokenSet, UnixTime,
 };
 use authpi_idp_testkit::jwt::{TestKey, b64url};
 use authpi_idp_testkit::{Alg, at_hash};
@@ -423,7 +423,7 @@ fn oidcc_client_test_userinfo_invalid_sub() {
     };
     let (r, t) = drive(
         client
-            .create_agent(hinted, SessionOptions::new(), &keys, UnixTime(NOW))
+            .create_agent(hinted, RefreshOptions::new(), &keys)
             .unwrap(),
         UnixTime(NOW),
         |q| op.handle(q),
@@ -560,7 +560,7 @@ fn valid_tokens_for_es256_eddsa_rs256_ps256_verify() {
     // PS256 is refused when the client pins the AuthPI algorithms only.
     let ps = &keys[3];
     let pinned = client_from(
-        config().algorithms(authpi_idp::jose::AlgorithmSet::from_names([
+        config().algorithms(authpi_idp::AlgorithmSet::from_names([
             "ES256", "EdDSA", "RS256",
         ])),
         false,
@@ -578,7 +578,7 @@ fn valid_tokens_for_es256_eddsa_rs256_ps256_verify() {
         r,
         &t,
         jose_error(JoseError::AlgorithmNotAllowed(
-            authpi_idp::jose::Algorithm::from_name("PS256").unwrap(),
+            authpi_idp::Algorithm::from_name("PS256").unwrap(),
         )),
     );
 }
@@ -654,7 +654,7 @@ fn failed_jwks_fetch_starts_the_cooldown() {
     );
     assert_eq!(
         r.unwrap_err(),
-        Error::Jwks(authpi_idp::jwks::JwksError::Status(503))
+        Error::Jwks(authpi_idp::error::JwksError::Status(503))
     );
     assert_eq!(
         t.events,
@@ -710,7 +710,7 @@ fn cheap_rejections_come_before_the_jwks_prefetch() {
         )
         .unwrap();
     let pinned = client_from(
-        config().algorithms(authpi_idp::jose::AlgorithmSet::from_names(["ES256"])),
+        config().algorithms(authpi_idp::AlgorithmSet::from_names(["ES256"])),
         false,
     );
     let cases = [
@@ -721,7 +721,7 @@ fn cheap_rejections_come_before_the_jwks_prefetch() {
         (
             ps256,
             Error::AccessToken(TokenError::Jose(JoseError::AlgorithmNotAllowed(
-                authpi_idp::jose::Algorithm::from_name("PS256").unwrap(),
+                authpi_idp::Algorithm::from_name("PS256").unwrap(),
             ))),
         ),
         (
@@ -997,12 +997,7 @@ fn refresh_with(edit: impl FnOnce(&mut Value)) -> (Result<Agent, Error>, Trace) 
     });
     drive(
         client()
-            .create_agent(
-                stored_session(&key),
-                SessionOptions::new(),
-                &keys,
-                UnixTime(NOW),
-            )
+            .create_agent(stored_session(&key), RefreshOptions::new(), &keys)
             .unwrap(),
         UnixTime(NOW),
         |q| op.handle(q),
@@ -1091,9 +1086,8 @@ fn stored_set_without_id_token_or_subject_hint_is_refused() {
     let e = client()
         .create_agent(
             tokens.clone(),
-            SessionOptions::new(),
+            RefreshOptions::new(),
             &cached(&[&key], NOW - 120),
-            UnixTime(NOW),
         )
         .unwrap_err();
     assert_eq!(e, Error::UnpinnedSubject);
@@ -1101,12 +1095,7 @@ fn stored_set_without_id_token_or_subject_hint_is_refused() {
     // With the subject pinned, the same set is accepted.
     tokens.subject_hint = Some("usr_alice".into());
     client()
-        .create_agent(
-            tokens,
-            SessionOptions::new(),
-            &cached(&[&key], NOW - 120),
-            UnixTime(NOW),
-        )
+        .create_agent(tokens, RefreshOptions::new(), &cached(&[&key], NOW - 120))
         .unwrap();
 }
 
@@ -1130,7 +1119,10 @@ fn key_set_of_another_provider_is_refused_and_future_fetch_time_is_refetched() {
             |n| key.sign_claims(None, &id_claims(n)).unwrap(),
         );
         let e = r.unwrap_err();
-        assert_eq!(e, Error::Jwks(authpi_idp::jwks::JwksError::ForeignProvider));
+        assert_eq!(
+            e,
+            Error::Jwks(authpi_idp::error::JwksError::ForeignProvider)
+        );
         assert_eq!(e.code(), "configuration_error");
         assert!(t.sent.is_empty() && t.nothing_out());
         let mut shared = foreign.clone();
@@ -1190,12 +1182,7 @@ fn no_verdict_refresh_of_a_subject_hint_session_keeps_the_hint_and_hydrates() {
     stored.subject_hint = Some("usr_alice".into());
     let (r, t) = drive(
         client()
-            .create_agent(
-                stored,
-                SessionOptions::new(),
-                &cached(&[&key], NOW - 120),
-                UnixTime(NOW),
-            )
+            .create_agent(stored, RefreshOptions::new(), &cached(&[&key], NOW - 120))
             .unwrap(),
         UnixTime(NOW),
         |q| op.handle(q),
@@ -1232,12 +1219,7 @@ fn no_verdict_refresh_of_a_subject_hint_session_keeps_the_hint_and_hydrates() {
     stored.subject_hint = Some("usr_alice".into());
     let (r, t) = drive(
         client()
-            .create_agent(
-                stored,
-                SessionOptions::new(),
-                &cached(&[&key], NOW - 120),
-                UnixTime(NOW),
-            )
+            .create_agent(stored, RefreshOptions::new(), &cached(&[&key], NOW - 120))
             .unwrap(),
         UnixTime(NOW),
         |q| op.handle(q),

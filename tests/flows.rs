@@ -7,7 +7,7 @@ mod common;
 use authpi_idp::error::{ClaimError, TokenError};
 use authpi_idp::{
     AuthorizationRequest, Client, ClientAuth, Config, Error, LogoutRequest, OAuthErrorKind,
-    PrincipalType, RequestKind, SessionOptions, TokenSet, TokenTypeHint,
+    PrincipalType, RefreshOptions, RequestKind, TokenSet, TokenTypeHint,
 };
 use authpi_idp_testkit::{Membership, jwt::decode_header};
 use common::{Env, Event, ISS, REFRESH, WEB_REDIRECT, claims_of, web_client, web_config};
@@ -133,12 +133,7 @@ fn session_lifecycle_refresh_rotation_hydration_revoke_introspect() {
     env.advance(600);
     let (a, trace) = env.run(
         client
-            .create_agent(
-                stored.clone(),
-                SessionOptions::new(),
-                &env.keys.clone(),
-                env.now(),
-            )
+            .create_agent(stored.clone(), RefreshOptions::new(), &env.keys.clone())
             .unwrap(),
     );
     assert_eq!(trace.events, vec![Event::Done]);
@@ -148,12 +143,7 @@ fn session_lifecycle_refresh_rotation_hydration_revoke_introspect() {
     env.advance(1800);
     let (a, trace) = env.run(
         client
-            .create_agent(
-                stored.clone(),
-                SessionOptions::new(),
-                &env.keys.clone(),
-                env.now(),
-            )
+            .create_agent(stored.clone(), RefreshOptions::new(), &env.keys.clone())
             .unwrap(),
     );
     let a = a.unwrap();
@@ -185,12 +175,7 @@ fn session_lifecycle_refresh_rotation_hydration_revoke_introspect() {
     // Replaying the old refresh token: invalid_grant, terminal, nothing persisted.
     let (r, trace) = env.run(
         client
-            .refresh(
-                stored.clone(),
-                SessionOptions::new(),
-                &env.keys.clone(),
-                env.now(),
-            )
+            .refresh(stored.clone(), RefreshOptions::new(), &env.keys.clone())
             .unwrap(),
     );
     let e = r.unwrap_err();
@@ -215,12 +200,7 @@ fn session_lifecycle_refresh_rotation_hydration_revoke_introspect() {
     env.advance(1800);
     let (a, trace) = env.run(
         client
-            .create_agent(
-                stored.clone(),
-                SessionOptions::new(),
-                &env.keys.clone(),
-                env.now(),
-            )
+            .create_agent(stored.clone(), RefreshOptions::new(), &env.keys.clone())
             .unwrap(),
     );
     let a = a.unwrap();
@@ -255,12 +235,7 @@ fn session_lifecycle_refresh_rotation_hydration_revoke_introspect() {
     // The stored hint alone hydrates on the next request, with no refresh.
     let (a2, trace) = env.run(
         client
-            .create_agent(
-                rotated.clone(),
-                SessionOptions::new(),
-                &env.keys.clone(),
-                env.now(),
-            )
+            .create_agent(rotated.clone(), RefreshOptions::new(), &env.keys.clone())
             .unwrap(),
     );
     assert_eq!(
@@ -292,12 +267,7 @@ fn session_lifecycle_refresh_rotation_hydration_revoke_introspect() {
     }
     let (r, trace) = env.run(
         client
-            .refresh(
-                rotated.clone(),
-                SessionOptions::new(),
-                &env.keys.clone(),
-                env.now(),
-            )
+            .refresh(rotated.clone(), RefreshOptions::new(), &env.keys.clone())
             .unwrap(),
     );
     assert_eq!(r.unwrap_err().code(), "invalid_grant");
@@ -525,9 +495,8 @@ fn rfc8707_resources_are_sent_and_kept_in_order() {
         client
             .refresh(
                 agent.tokens().clone(),
-                SessionOptions::new().resource(b),
+                RefreshOptions::new().resource(b),
                 &env.keys.clone(),
-                env.now(),
             )
             .unwrap(),
     );
@@ -537,7 +506,7 @@ fn rfc8707_resources_are_sent_and_kept_in_order() {
     env.advance(3600);
     let (_, trace) = env.run(
         client
-            .create_agent(rotated, SessionOptions::new(), &env.keys.clone(), env.now())
+            .create_agent(rotated, RefreshOptions::new(), &env.keys.clone())
             .unwrap(),
     );
     assert!(trace.first(REFRESH).form_all("resource").is_empty());
@@ -636,7 +605,7 @@ fn access_token_validated_as_api_with_right_and_wrong_audience() {
     assert_eq!(
         e,
         Error::AccessToken(TokenError::Jose(
-            authpi_idp::jose::JoseError::InvalidSignature
+            authpi_idp::error::JoseError::InvalidSignature
         ))
     );
     assert_eq!(e.code(), "invalid_token");
@@ -702,9 +671,9 @@ fn due_session(env: &mut Env, client: &Client) -> TokenSet {
     agent.into_tokens()
 }
 
-fn session_op(env: &Env, client: &Client, tokens: &TokenSet) -> authpi_idp::flow::Session {
+fn session_op(env: &Env, client: &Client, tokens: &TokenSet) -> authpi_idp::flow::CreateAgent {
     client
-        .create_agent(tokens.clone(), SessionOptions::new(), &env.keys, env.now())
+        .create_agent(tokens.clone(), RefreshOptions::new(), &env.keys)
         .unwrap()
 }
 
@@ -768,12 +737,7 @@ fn refresh_with_rotated_key_and_jwks_503_persists_rt2_with_the_old_identity() {
     let rotated = trace.persisted[0].clone();
     let (again, trace) = env.run(
         client
-            .refresh(
-                rotated.clone(),
-                SessionOptions::new(),
-                &env.keys.clone(),
-                env.now(),
-            )
+            .refresh(rotated.clone(), RefreshOptions::new(), &env.keys.clone())
             .unwrap(),
     );
     let again = again.unwrap();
@@ -863,12 +827,7 @@ fn refresh_right_after_a_fetch_refetches_for_the_rotated_key_despite_the_cooldow
     env.idp.rotate_keys().unwrap();
     let (agent, trace) = env.run(
         client
-            .refresh(
-                stored.clone(),
-                SessionOptions::new(),
-                &env.keys.clone(),
-                env.now(),
-            )
+            .refresh(stored.clone(), RefreshOptions::new(), &env.keys.clone())
             .unwrap(),
     );
     let agent = agent.unwrap();
@@ -937,7 +896,7 @@ fn refresh_verdicts_against_the_tokens_persist_nothing() {
             |_| {},
             true,
             Error::IdToken(TokenError::Jose(
-                authpi_idp::jose::JoseError::InvalidSignature,
+                authpi_idp::error::JoseError::InvalidSignature,
             )),
         ),
         (

@@ -8,7 +8,7 @@ use authpi_idp::error::{CallbackError, ConfigError, Endpoint, ResponseError};
 use authpi_idp::scope::{has_access, parse_scope};
 use authpi_idp::{
     AuthorizationRequest, AuthorizationUrl, CallbackInput, CallbackParams, Client, Config, Error,
-    KeySet, LogoutRequest, NonceCheck, OAuthErrorKind, Operation, RequestKind, SessionOptions,
+    KeySet, LogoutRequest, NonceCheck, OAuthErrorKind, Operation, RefreshOptions, RequestKind,
     Step, TokenSet, TokenTypeHint, UnixTime,
 };
 use authpi_idp_testkit::{User, pkce_challenge};
@@ -502,7 +502,7 @@ fn create_agent_without_refresh_token_in_buffer_is_token_expired() {
     let keys = env.keys.clone();
     let (r, t) = env.run(
         web_client()
-            .create_agent(tokens.clone(), SessionOptions::new(), &keys, env.now())
+            .create_agent(tokens.clone(), RefreshOptions::new(), &keys)
             .unwrap(),
     );
     let e = r.unwrap_err();
@@ -514,7 +514,7 @@ fn create_agent_without_refresh_token_in_buffer_is_token_expired() {
     tokens.expires_at = env.now + 61;
     let (r, t) = env.run(
         web_client()
-            .create_agent(tokens, SessionOptions::new(), &keys, env.now())
+            .create_agent(tokens, RefreshOptions::new(), &keys)
             .unwrap(),
     );
     assert_eq!(r.unwrap().id(), "usr_alice");
@@ -529,7 +529,7 @@ fn create_agent_refreshes_in_buffer_and_hands_out_tokens_before_done() {
     let keys = env.keys.clone();
     let (r, t) = env.run(
         web_client()
-            .create_agent(tokens.clone(), SessionOptions::new(), &keys, env.now())
+            .create_agent(tokens.clone(), RefreshOptions::new(), &keys)
             .unwrap(),
     );
     let agent = r.unwrap();
@@ -542,9 +542,8 @@ fn create_agent_refreshes_in_buffer_and_hands_out_tokens_before_done() {
         web_client()
             .create_agent(
                 tokens.clone(),
-                SessionOptions::new().auto_refresh(false),
+                RefreshOptions::new().auto_refresh(false),
                 &keys,
-                env.now(),
             )
             .unwrap(),
     );
@@ -554,7 +553,7 @@ fn create_agent_refreshes_in_buffer_and_hands_out_tokens_before_done() {
     let manual = Client::new(web_config().auto_refresh(false).build().unwrap()).unwrap();
     let (_, t) = env.run(
         manual
-            .create_agent(tokens, SessionOptions::new(), &keys, env.now())
+            .create_agent(tokens, RefreshOptions::new(), &keys)
             .unwrap(),
     );
     assert_eq!(t.events, vec![Event::Done]);
@@ -566,7 +565,7 @@ fn refresh_keeps_old_refresh_token_and_scope_when_omitted() {
     let tokens = login_tokens(&mut env);
     let keys = env.keys.clone();
     let op = web_client()
-        .refresh(tokens.clone(), SessionOptions::new(), &keys, env.now())
+        .refresh(tokens.clone(), RefreshOptions::new(), &keys)
         .unwrap();
     let (r, t) = {
         let transport = rewriting(&mut env, "/token", |b| {
@@ -588,12 +587,7 @@ fn refresh_keeps_old_refresh_token_and_scope_when_omitted() {
     let keys = env.keys.clone();
     let (r, t) = env.run(
         web_client()
-            .refresh(
-                tokens.clone(),
-                SessionOptions::new().scope("openid"),
-                &keys,
-                env.now(),
-            )
+            .refresh(tokens.clone(), RefreshOptions::new().scope("openid"), &keys)
             .unwrap(),
     );
     r.unwrap();
@@ -610,7 +604,7 @@ fn refresh_without_id_token_replaces_organizations_even_when_empty() {
     env.idp.remove_membership("usr_alice", "org_globex");
     let keys = env.keys.clone();
     let op = web_client()
-        .refresh(tokens, SessionOptions::new(), &keys, env.now())
+        .refresh(tokens, RefreshOptions::new(), &keys)
         .unwrap();
     let (r, t) = {
         let transport = rewriting(&mut env, "/token", |b| {
@@ -643,7 +637,7 @@ fn token_set_with_subject_hint_hydrates_from_userinfo() {
     let keys = env.keys.clone();
     let (r, t) = env.run(
         web_client()
-            .create_agent(tokens.clone(), SessionOptions::new(), &keys, env.now())
+            .create_agent(tokens.clone(), RefreshOptions::new(), &keys)
             .unwrap(),
     );
     let agent = r.unwrap();
@@ -659,7 +653,7 @@ fn token_set_with_subject_hint_hydrates_from_userinfo() {
     tokens.subject_hint = Some("usr_bob".into());
     let (r, t) = env.run(
         web_client()
-            .create_agent(tokens, SessionOptions::new(), &keys, env.now())
+            .create_agent(tokens, RefreshOptions::new(), &keys)
             .unwrap(),
     );
     assert_eq!(
@@ -687,7 +681,7 @@ fn token_set_without_id_and_refresh_token_is_client_credentials_agent() {
     let tokens = TokenSet::from_json(stored.as_bytes()).unwrap();
     let (r, t) = env.run(
         client
-            .create_agent(tokens, SessionOptions::new(), &KeySet::empty(), env.now())
+            .create_agent(tokens, RefreshOptions::new(), &KeySet::empty())
             .unwrap(),
     );
     let agent = r.unwrap();
@@ -701,7 +695,7 @@ fn token_set_without_id_and_refresh_token_is_client_credentials_agent() {
     tokens.expires_at = env.now;
     let (r, _) = env.run(
         client
-            .create_agent(tokens, SessionOptions::new(), &KeySet::empty(), env.now())
+            .create_agent(tokens, RefreshOptions::new(), &KeySet::empty())
             .unwrap(),
     );
     assert_eq!(r.unwrap_err(), Error::TokenExpired);
@@ -884,7 +878,7 @@ fn authenticated_agent_expiry_helpers_match_python() {
     assert_eq!(agent.expires_at(), T0 + 1800);
     assert_eq!(agent.expires_in(now), 1800);
     assert_eq!(agent.expires_in(UnixTime(T0 + 1900)), -100);
-    assert_eq!(authpi_idp::DEFAULT_EXPIRY_BUFFER, 30);
+    assert_eq!(authpi_idp::agent::DEFAULT_EXPIRY_BUFFER, 30);
     assert!(!agent.is_expired(UnixTime(T0 + 1769), 30));
     assert!(agent.is_expired(UnixTime(T0 + 1770), 30));
 }
@@ -932,7 +926,7 @@ fn errors_expose_python_codes() {
     let keys = env.keys.clone();
     let (r, t) = env.run(
         client
-            .refresh(tokens.clone(), SessionOptions::new(), &keys, env.now())
+            .refresh(tokens.clone(), RefreshOptions::new(), &keys)
             .unwrap(),
     );
     let e = r.unwrap_err();
@@ -974,7 +968,7 @@ fn errors_expose_python_codes() {
         let keys = env.keys.clone();
         let (r, t) = env.run(
             client
-                .refresh(tokens.clone(), SessionOptions::new(), &keys, env.now())
+                .refresh(tokens.clone(), RefreshOptions::new(), &keys)
                 .unwrap(),
         );
         let e = r.unwrap_err();
@@ -1032,7 +1026,7 @@ fn token_endpoint_429_with_retry_after_surfaces_retry_after() {
     let keys = env.keys.clone();
     let (r, t) = env.run(
         web_client()
-            .refresh(tokens.clone(), SessionOptions::new(), &keys, env.now())
+            .refresh(tokens.clone(), RefreshOptions::new(), &keys)
             .unwrap(),
     );
     let e = r.unwrap_err();
@@ -1052,7 +1046,7 @@ fn token_endpoint_429_with_retry_after_surfaces_retry_after() {
     assert!(t.sent[0].kind.is_token_request());
     let (r, _) = env.run(
         web_client()
-            .refresh(tokens, SessionOptions::new(), &keys, env.now())
+            .refresh(tokens, RefreshOptions::new(), &keys)
             .unwrap(),
     );
     r.unwrap();
@@ -1115,8 +1109,8 @@ fn debug_of_run<O: Operation>(env: &mut Env, mut op: O) -> (Result<O::Output, Er
                 op.handle_response(env.idp.handle(out.request, now.0));
             }
             Step::KeysRefreshed(keys) => env.keys = keys,
+            Step::Persist(tokens) => seen.push(("persist".to_owned(), format!("{tokens:?}"))),
             Step::Done(out) => return (Ok(out), seen),
-            _ => {}
         }
     }
     panic!("the operation did not finish");
@@ -1186,12 +1180,7 @@ fn secrets_never_in_debug() {
     debugs.push(("agent", format!("{agent:?}")));
     // Refresh (Basic), UserInfo (Bearer), revocation and introspection (Basic + the token).
     let session = client
-        .refresh(
-            tokens.clone(),
-            SessionOptions::new(),
-            &env.keys.clone(),
-            env.now(),
-        )
+        .refresh(tokens.clone(), RefreshOptions::new(), &env.keys.clone())
         .unwrap();
     debugs.push(("session", format!("{session:?}")));
     let (refreshed, seen) = debug_of_run(&mut env, session);
@@ -1229,11 +1218,11 @@ fn secrets_never_in_debug() {
         )
         .unwrap_err();
     debugs.push(("callback error", format!("{bad} {bad:?}")));
-    let (keys, now) = (env.keys.clone(), env.now());
+    let keys = env.keys.clone();
     let (refused, seen) = debug_of_run(
         &mut env,
         client
-            .refresh(tokens.clone(), SessionOptions::new(), &keys, now)
+            .refresh(tokens.clone(), RefreshOptions::new(), &keys)
             .unwrap(),
     );
     let refused = refused.unwrap_err();
@@ -1285,11 +1274,11 @@ fn secrets_never_in_debug() {
 #[test]
 fn create_agent_on_refresh_error_fires_only_before_tokens_are_handed_out() {
     use authpi_idp::{Operation, Step};
-    // `Session::refreshed()` is what an adapter uses to decide on `on_refresh_error`.
+    // `CreateAgent::refreshed()` is what an adapter uses to decide on `on_refresh_error`.
     let run = |env: &mut Env, tokens: TokenSet| {
         let keys = env.keys.clone();
         let mut op = web_client()
-            .refresh(tokens, SessionOptions::new(), &keys, env.now())
+            .refresh(tokens, RefreshOptions::new(), &keys)
             .unwrap();
         let mut persisted = 0;
         let err = loop {
@@ -1298,7 +1287,6 @@ fn create_agent_on_refresh_error_fires_only_before_tokens_are_handed_out() {
                 Ok(Step::Persist(_)) => persisted += 1,
                 Ok(Step::KeysRefreshed(_)) => {}
                 Ok(Step::Done(_)) => panic!("expected a failure"),
-                Ok(other) => panic!("{other:?}"),
                 Err(e) => break e,
             }
         };

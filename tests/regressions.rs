@@ -14,10 +14,10 @@
 //! - Crashes found by fuzzing get a test here, named after the target and what broke.
 
 use authpi_idp::error::{Endpoint, ResponseError};
-use authpi_idp::json::{JsonError, MAX_DEPTH, MAX_DOCUMENT};
+use authpi_idp::internal::json::{JsonError, MAX_DEPTH, MAX_DOCUMENT};
 use authpi_idp::{
     AuthorizationRequest, AuthorizationUrl, Client, Config, Error, KeySet, Operation,
-    SessionOptions, Step, TokenSet, UnixTime,
+    RefreshOptions, Step, TokenSet, UnixTime,
 };
 use std::path::PathBuf;
 
@@ -69,7 +69,7 @@ fn drive<O: Operation>(
             Ok(Step::Send(out)) => op.handle_response(answer(out.request)),
             Ok(Step::Persist(t)) => persisted.push(t),
             Ok(Step::Done(v)) => return (Ok(v), persisted),
-            Ok(_) => {}
+            Ok(Step::KeysRefreshed(_)) => {}
             Err(e) => return (Err(e), persisted),
         }
     }
@@ -134,12 +134,7 @@ fn capture_fuzz_fixtures() {
     // Refresh with a new ID token, then (with the rotated token) a narrowed refresh without one.
     let mut refresh_body = None;
     let mut op = client
-        .create_agent(
-            stored.clone(),
-            SessionOptions::new(),
-            &fixed_keys(),
-            UnixTime(LATER),
-        )
+        .create_agent(stored.clone(), RefreshOptions::new(), &fixed_keys())
         .unwrap();
     let (agent, persisted) = drive(&mut op, LATER, |req| {
         let resp = issuer.handle(req, LATER);
@@ -152,12 +147,7 @@ fn capture_fuzz_fixtures() {
 
     let mut bodies = Vec::new();
     let mut op = client
-        .refresh(
-            rotated,
-            SessionOptions::new().scope("email"),
-            &fixed_keys(),
-            UnixTime(LATER),
-        )
+        .refresh(rotated, RefreshOptions::new().scope("email"), &fixed_keys())
         .unwrap();
     let (agent, _) = drive(&mut op, LATER, |req| {
         let resp = issuer.handle(req, LATER);
@@ -170,12 +160,7 @@ fn capture_fuzz_fixtures() {
 
     // The replayed (spent) refresh token: invalid_grant.
     let mut op = client
-        .refresh(
-            stored,
-            SessionOptions::new(),
-            &fixed_keys(),
-            UnixTime(LATER),
-        )
+        .refresh(stored, RefreshOptions::new(), &fixed_keys())
         .unwrap();
     let mut error_body = None;
     let (agent, _) = drive(&mut op, LATER, |req| {
@@ -212,12 +197,7 @@ fn fixtures_replay_refresh_and_hydration() {
     let tokens = TokenSet::from_json(&fixture("tokens.json")).unwrap();
     // With an ID token: Persist, then Done without another request.
     let mut op = client
-        .create_agent(
-            tokens.clone(),
-            SessionOptions::new(),
-            &fixed_keys(),
-            UnixTime(LATER),
-        )
+        .create_agent(tokens.clone(), RefreshOptions::new(), &fixed_keys())
         .unwrap();
     let (agent, persisted) = drive(&mut op, LATER, |_| response(200, fixture("refresh.json")));
     assert_eq!(agent.unwrap().id(), "usr_alice");
@@ -230,12 +210,7 @@ fn fixtures_replay_refresh_and_hydration() {
         response(200, fixture("refresh_no_id.json")),
     ];
     let mut op = client
-        .refresh(
-            tokens.clone(),
-            SessionOptions::new(),
-            &fixed_keys(),
-            UnixTime(LATER),
-        )
+        .refresh(tokens.clone(), RefreshOptions::new(), &fixed_keys())
         .unwrap();
     let (agent, persisted) = drive(&mut op, LATER, |_| answers.pop().unwrap());
     let agent = agent.unwrap();
@@ -246,12 +221,7 @@ fn fixtures_replay_refresh_and_hydration() {
 
     // The provider's invalid_grant: no token set comes out, and the error is terminal.
     let mut op = client
-        .refresh(
-            tokens,
-            SessionOptions::new(),
-            &fixed_keys(),
-            UnixTime(LATER),
-        )
+        .refresh(tokens, RefreshOptions::new(), &fixed_keys())
         .unwrap();
     let (agent, persisted) = drive(&mut op, LATER, |_| {
         response(400, fixture("invalid_grant.json"))
@@ -339,7 +309,7 @@ fn limits_deeply_nested_documents_are_refused_without_overflow() {
             doc.push_str(&close.repeat(depth));
             doc.push('}');
             assert_eq!(
-                authpi_idp::json::parse_object(doc.as_bytes()),
+                authpi_idp::internal::json::parse_object(doc.as_bytes()),
                 Err(JsonError::TooDeep),
                 "{depth}"
             );
@@ -354,7 +324,7 @@ fn limits_deeply_nested_documents_are_refused_without_overflow() {
         "[".repeat(MAX_DEPTH - 1),
         "]".repeat(MAX_DEPTH - 1)
     );
-    assert!(authpi_idp::json::parse_object(doc.as_bytes()).is_ok());
+    assert!(authpi_idp::internal::json::parse_object(doc.as_bytes()).is_ok());
 }
 
 #[test]
@@ -367,12 +337,14 @@ fn limits_many_members_are_parsed_and_duplicates_found_anywhere() {
         doc.push_str(&format!("\"m{i}\":{i},"));
     }
     doc.push_str("\"access_token\":\"a\"}");
-    let map = authpi_idp::json::parse_object(doc.as_bytes()).unwrap();
+    let map = authpi_idp::internal::json::parse_object(doc.as_bytes()).unwrap();
     assert_eq!(map.len(), n + 1);
     let dup = doc.replace("\"access_token\":\"a\"}", "\"m7\":1}");
     assert_eq!(
-        authpi_idp::json::parse_object(dup.as_bytes()),
-        Err(authpi_idp::json::JsonError::DuplicateMember("m7".into()))
+        authpi_idp::internal::json::parse_object(dup.as_bytes()),
+        Err(authpi_idp::internal::json::JsonError::DuplicateMember(
+            "m7".into()
+        ))
     );
     // Many members in a token response: refused for what it lacks, not for its size.
     let (agent, persisted) = exchange_with_body(doc.into_bytes());
@@ -395,8 +367,8 @@ fn limits_many_scopes_and_organizations_do_not_blow_up() {
             .map(|i| serde_json::json!({"id": format!("org_{i}"), "scopes": ["a:**"]}))
             .collect(),
     );
-    let parsed = authpi_idp::org::parse_organizations(&orgs);
-    let m = authpi_idp::org::Memberships::new(parsed);
+    let parsed = authpi_idp::internal::org::parse_organizations(&orgs);
+    let m = authpi_idp::internal::org::Memberships::new(parsed);
     assert!(m.has_access_in("org_19999", "read", "a.b.c"));
     assert!(!m.has_access_in("org_20000", "read", "a"));
 }

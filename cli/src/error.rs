@@ -45,7 +45,7 @@ impl CliError {
                 E::TokenExpired => "token_expired",
                 E::SubjectMismatch { .. } => "subject_mismatch",
                 E::Unsupported(_) => "unsupported",
-                E::Usage(_) => "usage",
+                E::ApiMisuse(_) | E::Request(_) => "usage",
                 _ => "sdk",
             },
             CliError::Sdk(SdkError::Transport(_)) => "transport",

@@ -9,7 +9,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use authpi_idp::{KeySet, RequestKind, SessionOptions, TokenSet, UnixTime};
+use authpi_idp::{KeySet, RefreshOptions, RequestKind, TokenSet};
 use authpi_idp_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
@@ -128,7 +128,7 @@ fn id_token(c: &Claims, access_token: &str, nonce: &str, now: u64) -> String {
     put("sub", &c.sub, SUBJECT);
     put("iss", &c.iss, ISSUER);
     put("nonce", &c.nonce, nonce);
-    let right_hash = authpi_idp::jose::Algorithm::EdDsa.at_hash(access_token);
+    let right_hash = authpi_idp::Algorithm::EdDsa.at_hash(access_token);
     put("at_hash", &c.at_hash, &right_hash);
     match &c.aud {
         Choice::Right => {
@@ -280,11 +280,11 @@ fuzz_target!(|script: Script| {
         tokens.subject_hint = tokens.id_token.take().and(Some(SUBJECT.to_owned()));
     }
     let keys = out.refreshed_keys.unwrap_or(keys);
-    let options = SessionOptions::new();
+    let options = RefreshOptions::new();
     let session = if script.force_refresh {
-        client.refresh(tokens.clone(), options, &keys, UnixTime(LATER))
+        client.refresh(tokens.clone(), options, &keys)
     } else {
-        client.create_agent(tokens.clone(), options, &keys, UnixTime(LATER))
+        client.create_agent(tokens.clone(), options, &keys)
     };
     let Ok(mut op) = session else { return };
     let mut n = 0;

@@ -4,7 +4,7 @@
 //! Input: `scopes (space separated) ‖ NUL ‖ action ‖ NUL ‖ resource ‖ NUL ‖ organizations JSON`.
 #![no_main]
 
-use authpi_idp::org::{Memberships, parse_organizations};
+use authpi_idp::internal::org::{Memberships, parse_organizations};
 use authpi_idp::scope::{ScopeSet, has_access, parse_scope};
 use authpi_idp_fuzz::split_nul;
 use libfuzzer_sys::fuzz_target;
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(set.as_slice().len(), list.len());
 
-    let Ok(value) = authpi_idp::json::parse_value(orgs) else {
+    let Ok(value) = authpi_idp::internal::json::parse_value(orgs) else {
         return;
     };
     let parsed = parse_organizations(&value);

@@ -4,7 +4,7 @@
 //! Input: `status(2 bytes) ‖ header lines ‖ NUL ‖ body`.
 #![no_main]
 
-use authpi_idp::SessionOptions;
+use authpi_idp::RefreshOptions;
 use authpi_idp_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 
@@ -41,12 +41,7 @@ fuzz_target!(|data: &[u8]| {
 
     // Refresh of the stored session.
     let stored = stored_tokens();
-    if let Ok(mut op) = client.refresh(
-        stored.clone(),
-        SessionOptions::new(),
-        &keys,
-        UnixTime(LATER),
-    ) {
+    if let Ok(mut op) = client.refresh(stored.clone(), RefreshOptions::new(), &keys) {
         let out = drive(&mut op, LATER, |o| match o.kind {
             authpi_idp::RequestKind::Refresh { .. } => resp(),
             // UserInfo after a refresh without ID token: the real answer.
@@ -76,5 +71,3 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
-
-use authpi_idp::UnixTime;

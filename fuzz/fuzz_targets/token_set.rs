@@ -2,7 +2,7 @@
 //! answered with the real response when the identity must be hydrated).
 #![no_main]
 
-use authpi_idp::{SessionOptions, TokenSet, UnixTime};
+use authpi_idp::{RefreshOptions, TokenSet, UnixTime};
 use authpi_idp_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 
@@ -46,8 +46,8 @@ fuzz_target!(|data: &[u8]| {
 
     let client = client();
     let keys = keys_at(NOW);
-    let options = SessionOptions::new().auto_refresh(false);
-    let Ok(mut op) = client.create_agent(ts.clone(), options, &keys, UnixTime(NOW)) else {
+    let options = RefreshOptions::new().auto_refresh(false);
+    let Ok(mut op) = client.create_agent(ts.clone(), options, &keys) else {
         return;
     };
     let out = drive(&mut op, NOW, |o| {

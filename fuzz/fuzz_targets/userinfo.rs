@@ -1,10 +1,11 @@
-//! UserInfo responses: a `Session` hydrating its identity from UserInfo (stored token set with
+//! UserInfo responses (and the revocation and introspection processors on the same input): a
+//! `CreateAgent` hydrating its identity from UserInfo (stored token set with
 //! `subject_hint` and no ID token), and `Client::userinfo_for`.
 //!
 //! Input: `status(2 bytes) ‖ header lines ‖ NUL ‖ body`.
 #![no_main]
 
-use authpi_idp::{Operation, SessionOptions, Step, TokenSet, UnixTime};
+use authpi_idp::{Operation, RefreshOptions, Step, TokenSet, UnixTime};
 use authpi_idp_fuzz::*;
 use libfuzzer_sys::fuzz_target;
 
@@ -24,9 +25,7 @@ fuzz_target!(|data: &[u8]| {
         expires_at: NOW + 3_600,
         ..stored_tokens()
     };
-    let Ok(mut op) =
-        client.create_agent(tokens.clone(), SessionOptions::new(), &keys, UnixTime(NOW))
-    else {
+    let Ok(mut op) = client.create_agent(tokens.clone(), RefreshOptions::new(), &keys) else {
         panic!("fixed session refused");
     };
     let out = drive(&mut op, NOW, |o| {
@@ -59,5 +58,29 @@ fuzz_target!(|data: &[u8]| {
             }
             assert!(!info.sub.is_empty());
         }
+    }
+
+    // The named processors, called directly, agree with the operations that run them.
+    let direct = authpi_idp::flow::process_userinfo_response(&resp(), Some(SUBJECT));
+    let Ok(mut single) = client.userinfo_for(&tokens.access_token, Some(SUBJECT)) else {
+        panic!("userinfo_for refused");
+    };
+    let Ok(Step::Send(_)) = single.poll(UnixTime(NOW)) else {
+        panic!("no request")
+    };
+    single.handle_response(resp());
+    match single.poll(UnixTime(NOW)) {
+        Ok(Step::Done(info)) => assert_eq!(direct.ok(), Some(info)),
+        Err(e) => assert_eq!(direct.err(), Some(e)),
+        Ok(other) => panic!("unexpected step {other:?}"),
+    }
+    let revoked = authpi_idp::flow::process_revocation_response(&resp());
+    assert_eq!(revoked.is_ok(), status == 200);
+    if let Ok(info) = authpi_idp::flow::process_introspection_response(&resp()) {
+        assert_eq!(status, 200);
+        assert_eq!(
+            info.claims.get("active").and_then(|v| v.as_bool()),
+            Some(info.active)
+        );
     }
 });

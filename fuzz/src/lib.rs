@@ -8,8 +8,10 @@
 //! The fuzz targets use the core's public API only.
 
 use authpi_idp::{
-    Agent, AuthorizationUrl, Client, Config, Error, KeySet, Operation, Step, TokenSet, UnixTime,
-    jose::{AlgorithmSet, Jws},
+    Agent, AlgorithmSet, AuthorizationUrl, Client, Config, Error, KeySet, Operation, Step,
+    TokenSet, UnixTime,
+    error::ApiMisuse,
+    internal::jose::{Jws, verify_jws},
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -193,8 +195,10 @@ pub fn drive<O: Operation>(
     now: u64,
     mut answer: impl FnMut(&authpi_idp::Outgoing) -> http::Response<Vec<u8>>,
 ) -> Outcome<O::Output> {
+    // Replaced by the operation's own end; `finished` says whether it came.
+    let mut finished = false;
     let mut out = Outcome {
-        result: Err(Error::Usage("not driven")),
+        result: Err(Error::ApiMisuse(ApiMisuse::OperationFinished)),
         persisted: Vec::new(),
         refreshed_keys: None,
         sent: Vec::new(),
@@ -216,22 +220,20 @@ pub fn drive<O: Operation>(
             }
             Ok(Step::Done(v)) => {
                 out.result = Ok(v);
+                finished = true;
                 break;
             }
-            Ok(_) => {}
             Err(e) => {
                 out.result = Err(e);
+                finished = true;
                 break;
             }
         }
     }
-    assert!(
-        out.result.is_ok() || !matches!(out.result, Err(Error::Usage("not driven"))),
-        "operation did not finish in 32 steps"
-    );
+    assert!(finished, "operation did not finish in 32 steps");
     // Over is over: no token, no step after Done or an error.
     match op.poll(UnixTime(now)) {
-        Err(Error::Usage(_)) => {}
+        Err(Error::ApiMisuse(ApiMisuse::OperationFinished)) => {}
         other => panic!(
             "poll after the end answered {:?}",
             other.map(|s| format!("{s:?}"))
@@ -274,7 +276,7 @@ pub fn check_exchange_agent(agent: &Agent, keys: &KeySet, nonce: Option<&str>) {
         Ok(j) => j,
         Err(e) => panic!("accepted ID token does not parse: {e}"),
     };
-    if let Err(e) = jws.verify(keys, AlgorithmSet::ALL) {
+    if let Err(e) = verify_jws(keys, &jws, AlgorithmSet::ALL) {
         panic!("accepted ID token does not verify under the trusted keys: {e}");
     }
     let claims = claims_of(id_token).unwrap_or(Value::Null);

@@ -6,10 +6,11 @@
 //!    `alg` is required and must be one of [`Algorithm`] (`none` and HMAC get their own errors),
 //!    `kid` and `typ` must be strings when present, `crit` must be absent (we understand no
 //!    extension). `jku`, `x5u`, `jwk` and `x5c` are ignored: keys only ever come from the
-//!    caller's [`KeySet`](crate::jwks::KeySet).
-//! 2. [`Jws::verify`] checks the algorithm against the caller's [`AlgorithmSet`], the signature
-//!    length, selects exactly one key ([`KeySet::select`](crate::jwks::KeySet::select)) and
-//!    verifies the signature.
+//!    caller's key set ([`crate::provider::KeySet`]).
+//! 2. `Jws::verify` checks the algorithm against the caller's [`AlgorithmSet`], the signature
+//!    length, and verifies the signature with the one key the caller selected (key selection
+//!    and the refetch decision belong to the key ring of [`crate::flow`]: this module depends
+//!    on no key set).
 //!
 //! [`JoseError::NoMatchingKey`] is the one error after which refetching the JWKS can help (the
 //! provider may have rotated its keys); everything else is final for that token.
@@ -29,8 +30,8 @@ use crate::json::{self, JsonError, Members as _};
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
-use subtle::ConstantTimeEq as _;
 
 /// Unpadded base64url, strict: no padding, no `+` or `/`, no whitespace, and the unused bits
 /// of the last character must be zero (one encoding per byte string).
@@ -135,8 +136,7 @@ impl fmt::Display for Algorithm {
 /// Checks an `at_hash` claim against `access_token` in constant time (for equal lengths).
 #[must_use]
 pub fn at_hash_matches(alg: Algorithm, access_token: &str, at_hash: &str) -> bool {
-    let expected = alg.at_hash(access_token);
-    bool::from(expected.as_bytes().ct_eq(at_hash.as_bytes()))
+    crate::constant_time::eq(&alg.at_hash(access_token), at_hash)
 }
 
 /// A small copyable set of [`Algorithm`]s: the provider's advertised algorithms intersected
@@ -259,7 +259,7 @@ fn parse_alg(name: &str) -> Result<Algorithm, JoseError> {
 /// logs.
 pub struct Jws<'a> {
     header: Header,
-    signing_input: &'a str,
+    signing_input: Cow<'a, str>,
     payload: Vec<u8>,
     signature: Vec<u8>,
 }
@@ -290,7 +290,7 @@ impl<'a> Jws<'a> {
         let header = Header::parse(&header_bytes)?;
         Ok(Jws {
             header,
-            signing_input,
+            signing_input: Cow::Borrowed(signing_input),
             payload,
             signature,
         })
@@ -310,8 +310,20 @@ impl<'a> Jws<'a> {
 
     /// The signing input (`header.payload`, still encoded), as covered by the signature.
     #[must_use]
-    pub fn signing_input(&self) -> &'a str {
-        self.signing_input
+    pub fn signing_input(&self) -> &str {
+        &self.signing_input
+    }
+
+    /// The same token, no longer borrowing the string it was parsed from (a machine keeps it
+    /// in its state instead of parsing the token again).
+    #[must_use]
+    pub fn into_owned(self) -> Jws<'static> {
+        Jws {
+            header: self.header,
+            signing_input: Cow::Owned(self.signing_input.into_owned()),
+            payload: self.payload,
+            signature: self.signature,
+        }
     }
 
     /// The checks that need no key: `alg ∈ allowed`, and the signature length of ES256 and
@@ -329,25 +341,17 @@ impl<'a> Jws<'a> {
         Ok(())
     }
 
-    /// Checks `alg ∈ allowed`, the signature length, selects the key (see
-    /// [`KeySet::select`](crate::jwks::KeySet::select)) and verifies the signature.
-    ///
-    /// On [`JoseError::NoMatchingKey`] the caller may refetch the JWKS (respecting
-    /// [`KeySet::may_refetch`](crate::jwks::KeySet::may_refetch)) and try again.
-    pub fn verify(
-        &self,
-        keys: &crate::jwks::KeySet,
-        allowed: AlgorithmSet,
-    ) -> Result<(), JoseError> {
+    /// Checks `alg ∈ allowed`, the signature length, and verifies the signature with `key`,
+    /// the one key the caller selected (the key ring of [`crate::flow`] selects it from the
+    /// provider's key set and decides about refetching; this module knows no key set).
+    pub(crate) fn verify(&self, key: &PublicKey, allowed: AlgorithmSet) -> Result<(), JoseError> {
         self.precheck(allowed)?;
-        let alg = self.header.alg;
-        let key = keys.select(&self.header)?;
-        if self.signature.len() != key.public_key().signature_len() {
+        if self.signature.len() != key.signature_len() {
             return Err(JoseError::SignatureLength);
         }
         if crypto::verify(
-            alg,
-            key.public_key(),
+            self.header.alg,
+            key,
             self.signing_input.as_bytes(),
             &self.signature,
         ) {

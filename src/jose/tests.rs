@@ -7,9 +7,28 @@
 
 use super::test_keys::{TestKey, b64};
 use super::*;
-use crate::jwks::KeySet;
+use crate::provider::KeySet;
 use crate::time::UnixTime;
 use serde_json::json;
+
+/// Verification against a whole key set (selection by the flow's key ring), for these tests.
+trait VerifyIn {
+    fn verify_in(
+        &self,
+        keys: &crate::provider::KeySet,
+        allowed: crate::jose::AlgorithmSet,
+    ) -> Result<(), crate::jose::JoseError>;
+}
+
+impl VerifyIn for crate::jose::Jws<'_> {
+    fn verify_in(
+        &self,
+        keys: &crate::provider::KeySet,
+        allowed: crate::jose::AlgorithmSet,
+    ) -> Result<(), crate::jose::JoseError> {
+        crate::flow::verify_with(keys, self, allowed)
+    }
+}
 
 const PAYLOAD: &str = r#"{"iss":"https://idp.example","sub":"usr_1"}"#;
 const NOW: UnixTime = UnixTime(1_767_312_000);
@@ -34,7 +53,7 @@ fn part(token: &str, i: usize) -> &str {
 }
 
 fn verify(token: &str, keys: &KeySet) -> Result<(), JoseError> {
-    Jws::parse(token)?.verify(keys, AlgorithmSet::ALL)
+    Jws::parse(token)?.verify_in(keys, AlgorithmSet::ALL)
 }
 
 #[test]
@@ -46,7 +65,7 @@ fn valid_tokens_verify_for_every_algorithm() {
         assert_eq!(jws.header().alg, alg);
         assert_eq!(jws.header().kid.as_deref(), Some("k1"));
         assert_eq!(jws.header().typ, None);
-        jws.verify(&keyset(&[&key]), AlgorithmSet::ALL)
+        jws.verify_in(&keyset(&[&key]), AlgorithmSet::ALL)
             .unwrap_or_else(|e| panic!("{alg}: {e}"));
         assert_eq!(jws.payload(), PAYLOAD.as_bytes());
         assert_eq!(jws.signing_input(), token.rsplit_once('.').unwrap().0);
@@ -59,7 +78,7 @@ fn ed25519_header_alias_verifies_as_eddsa() {
     let token = key.sign(r#"{"alg":"Ed25519","kid":"k1"}"#, PAYLOAD);
     let jws = Jws::parse(&token).unwrap();
     assert_eq!(jws.header().alg, Algorithm::EdDsa);
-    jws.verify(&keyset(&[&key]), AlgorithmSet::ALL).unwrap();
+    jws.verify_in(&keyset(&[&key]), AlgorithmSet::ALL).unwrap();
 }
 
 #[test]
@@ -68,7 +87,7 @@ fn typ_is_reported() {
     let token = key.sign(r#"{"alg":"ES256","kid":"k1","typ":"at+jwt"}"#, PAYLOAD);
     let jws = Jws::parse(&token).unwrap();
     assert_eq!(jws.header().typ.as_deref(), Some("at+jwt"));
-    jws.verify(&keyset(&[&key]), AlgorithmSet::ALL).unwrap();
+    jws.verify_in(&keyset(&[&key]), AlgorithmSet::ALL).unwrap();
 }
 
 /// Header rules, table-driven: (header JSON, expected parse error).
@@ -384,14 +403,17 @@ fn token_alg_must_be_allowed() {
     let keys = keyset(&[&key]);
     let rsa_only = AlgorithmSet::EMPTY.with(Algorithm::Rs256);
     assert_eq!(
-        jws.verify(&keys, rsa_only),
+        jws.verify_in(&keys, rsa_only),
         Err(JoseError::AlgorithmNotAllowed(Algorithm::Es256))
     );
     assert_eq!(
-        jws.verify(&keys, AlgorithmSet::EMPTY),
+        jws.verify_in(&keys, AlgorithmSet::EMPTY),
         Err(JoseError::AlgorithmNotAllowed(Algorithm::Es256))
     );
-    assert_eq!(jws.verify(&keys, rsa_only.with(Algorithm::Es256)), Ok(()));
+    assert_eq!(
+        jws.verify_in(&keys, rsa_only.with(Algorithm::Es256)),
+        Ok(())
+    );
 }
 
 #[test]
@@ -880,7 +902,7 @@ mod never_panics {
         #[test]
         fn parse_and_verify_arbitrary_strings(s in "[A-Za-z0-9_.=+/ -]{0,200}") {
             if let Ok(jws) = Jws::parse(&s) {
-                let _ = jws.verify(&KeySet::empty(), AlgorithmSet::ALL);
+                let _ = jws.verify_in(&KeySet::empty(), AlgorithmSet::ALL);
             }
         }
 
@@ -898,7 +920,7 @@ mod never_panics {
             let parsed = Jws::parse(&token);
             match (header_verdict(&members), &parsed) {
                 (Verdict::Parses { verifies }, Ok(jws)) => {
-                    let verified = jws.verify(&keyset(&[key]), AlgorithmSet::ALL);
+                    let verified = jws.verify_in(&keyset(&[key]), AlgorithmSet::ALL);
                     prop_assert_eq!(verified.is_ok(), verifies, "{} -> {:?}", text, verified);
                 }
                 (Verdict::AlgMember, Err(JoseError::Json(JsonError::Missing("alg") | JsonError::Invalid("alg")))) => {}
@@ -907,7 +929,7 @@ mod never_panics {
             }
             let forged = with_part(&token, 2, &b64(&sig));
             if let Ok(jws) = Jws::parse(&forged) {
-                prop_assert!(jws.verify(&keyset(&[key]), AlgorithmSet::ALL).is_err());
+                prop_assert!(jws.verify_in(&keyset(&[key]), AlgorithmSet::ALL).is_err());
             }
         }
 

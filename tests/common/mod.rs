@@ -2,6 +2,7 @@
 //! environment around the testkit's sans-IO issuer with a virtual clock and a seeded RNG.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use authpi_idp::error::ApiMisuse;
 use authpi_idp::{
     Agent, AuthorizationRequest, AuthorizationUrl, Client, Config, Error, KeySet, Operation,
     RequestKind, Step, TokenSet, UnixTime,
@@ -168,10 +169,12 @@ pub fn drive_fallible<O: Operation>(
             Ok(Step::Done(out)) => {
                 trace.events.push(Event::Done);
                 // After Done, the operation is over.
-                assert!(matches!(op.poll(now), Err(Error::Usage(_))));
+                assert_eq!(
+                    op.poll(now).err(),
+                    Some(Error::ApiMisuse(ApiMisuse::OperationFinished))
+                );
                 return (Ok(out), trace);
             }
-            Ok(other) => panic!("unexpected step {other:?}"),
         }
     }
     panic!("operation did not finish in 32 steps: {:?}", trace.events);

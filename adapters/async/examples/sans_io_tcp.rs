@@ -68,7 +68,6 @@ fn run<O: Operation>(mut op: O, keys: &mut KeySet) -> Result<O::Output, BoxError
             }
             Step::KeysRefreshed(k) => *keys = k,
             Step::Done(output) => return Ok(output),
-            _ => {}
         }
     }
 }

@@ -164,18 +164,13 @@ impl<T: Transport> AsyncClient<T> {
     /// Transport failure, or invalid metadata / JWKS.
     pub async fn discover_with(config: Config, transport: T) -> Result<Self, Error> {
         let mut op = Client::discover(config);
-        let mut discovered: Option<Discovered> = None;
-        while discovered.is_none() {
+        let Discovered { client, keys, .. } = loop {
             match op.poll(system_now())? {
                 Step::Send(out) => op.handle_response(transport.send(out.request).await?),
-                Step::Done(d) => discovered = Some(d),
-                _ => {}
+                Step::Done(d) => break d,
+                // Discovery fetches the keys itself (they come with `Done`) and rotates nothing.
+                Step::KeysRefreshed(_) | Step::Persist(_) => {}
             }
-        }
-        let Some(Discovered { client, keys, .. }) = discovered else {
-            return Err(Error::Idp(authpi_idp::Error::Usage(
-                "discovery gave no client",
-            )));
         };
         Ok(Self::from_client(client, keys, transport))
     }

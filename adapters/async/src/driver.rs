@@ -16,9 +16,9 @@
 use crate::error::{BoxError, Error, TransportError};
 use crate::flight::{Flights, Join, Leader};
 use crate::{OnRefreshError, system_now};
-use authpi_idp::flow::Session;
+use authpi_idp::flow::CreateAgent;
 use authpi_idp::{
-    Agent, Client, KeySet, Operation, RequestKind, SessionOptions, Step, TokenSet, UnixTime,
+    Agent, Client, KeySet, Operation, RefreshOptions, RequestKind, Step, TokenSet, UnixTime,
 };
 use std::mem;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -66,7 +66,8 @@ impl<T> Shared<T> {
     }
 
     /// The `create_agent` or `refresh` operation (`start`: [`Client::create_agent`] or
-    /// [`Client::refresh`]) of a stored token set, with the cached keys and the system clock.
+    /// [`Client::refresh`]) of a stored token set, with the cached keys (its first `poll`
+    /// decides, at the system clock's `now`, whether a refresh is due).
     ///
     /// # Errors
     /// As `start`.
@@ -76,15 +77,15 @@ impl<T> Shared<T> {
         tokens: TokenSet,
         auto_refresh: Option<bool>,
         resources: &[String],
-    ) -> Result<Session, authpi_idp::Error> {
-        let mut options = SessionOptions::new();
+    ) -> Result<CreateAgent, authpi_idp::Error> {
+        let mut options = RefreshOptions::new();
         if let Some(on) = auto_refresh {
             options = options.auto_refresh(on);
         }
         for r in resources {
             options = options.resource(r.clone());
         }
-        start(&self.client, tokens, options, &self.keys(), system_now())
+        start(&self.client, tokens, options, &self.keys())
     }
 
     /// Starts driving `op`. `on_refresh`: whether the caller has a callback to persist rotated
@@ -105,7 +106,7 @@ impl<T> Shared<T> {
 
 /// [`Client::create_agent`] or [`Client::refresh`].
 pub type SessionStart =
-    fn(&Client, TokenSet, SessionOptions, &KeySet, UnixTime) -> Result<Session, authpi_idp::Error>;
+    fn(&Client, TokenSet, RefreshOptions, &KeySet) -> Result<CreateAgent, authpi_idp::Error>;
 
 /// What the client must do next.
 pub enum Action<T> {
@@ -177,7 +178,6 @@ impl<T, O: Operation> Driver<'_, T, O> {
                 Step::Persist(_) => self.persisted(Ok(()))?,
                 Step::KeysRefreshed(keys) => self.shared.store_keys(keys),
                 Step::Done(output) => return Ok(Action::Done(output)),
-                _ => {}
             }
         }
     }
@@ -241,7 +241,7 @@ impl<T, O: Operation> Driver<'_, T, O> {
     }
 }
 
-impl<T> Driver<'_, T, Session> {
+impl<T> Driver<'_, T, CreateAgent> {
     /// Calls `on_refresh_error` when `result` failed where a refresh was due and fresh tokens
     /// could not be obtained or persisted (not, e.g., on a later UserInfo failure).
     pub fn report_refresh_error(

@@ -222,7 +222,8 @@ impl IdpClientSync {
                         DEFAULT_REFRESH_GRACE,
                     ));
                 }
-                _ => {}
+                // Discovery fetches the keys itself (they come with `Done`) and rotates nothing.
+                Step::KeysRefreshed(_) | Step::Persist(_) => {}
             }
         }
     }

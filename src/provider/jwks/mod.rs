@@ -34,8 +34,9 @@
 //! A `fetched_at` (or a last attempt) later than `now` counts as never fetched: a cache written
 //! by a machine with a wrong clock, or tampered with, is neither fresh nor a reason to wait.
 
+use crate::error::JwksError;
 use crate::jose::{Algorithm, Header, JoseError, KeyKind, PublicKey, b64_decode};
-use crate::json::{self, JsonError};
+use crate::json;
 use crate::time::UnixTime;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -456,25 +457,6 @@ fn parse_delta_seconds(s: &str) -> Option<u64> {
     Some(s.bytes().fold(0u64, |acc, b| {
         acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
     }))
-}
-
-/// Why a JWKS response was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum JwksError {
-    /// The JWKS endpoint answered with a status other than 200.
-    #[error("JWKS request failed with HTTP status {0}")]
-    Status(u16),
-    /// The body is not a strict JSON object.
-    #[error("invalid JWKS document: {0}")]
-    Json(#[from] JsonError),
-    /// The document has no `keys` array.
-    #[error("JWKS document has no `keys` array")]
-    MissingKeys,
-    /// The key set is bound to another issuer or `jwks_uri` than the client's (a misfiled or
-    /// tampered cache, or another provider's keys).
-    #[error("the key set belongs to another provider (issuer or jwks_uri differ)")]
-    ForeignProvider,
 }
 
 #[derive(Serialize)]

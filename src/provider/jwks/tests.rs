@@ -8,7 +8,27 @@
 use super::*;
 use crate::jose::test_keys::{RSA1024_JWK, TestKey, b64};
 use crate::jose::{AlgorithmSet, Jws};
+use crate::json::JsonError;
 use serde_json::json;
+
+/// Verification against a whole key set (selection by the flow's key ring), for these tests.
+trait VerifyIn {
+    fn verify_in(
+        &self,
+        keys: &crate::provider::KeySet,
+        allowed: crate::jose::AlgorithmSet,
+    ) -> Result<(), crate::jose::JoseError>;
+}
+
+impl VerifyIn for crate::jose::Jws<'_> {
+    fn verify_in(
+        &self,
+        keys: &crate::provider::KeySet,
+        allowed: crate::jose::AlgorithmSet,
+    ) -> Result<(), crate::jose::JoseError> {
+        crate::flow::verify_with(keys, self, allowed)
+    }
+}
 
 const T0: UnixTime = UnixTime(1_767_312_000);
 
@@ -404,7 +424,7 @@ fn unusable_keys_do_not_hide_usable_ones() {
     let token = good.token("{}");
     Jws::parse(&token)
         .unwrap()
-        .verify(&keys, AlgorithmSet::ALL)
+        .verify_in(&keys, AlgorithmSet::ALL)
         .unwrap();
 }
 
@@ -723,7 +743,7 @@ fn serde_round_trip() {
         let token = key.token("{}");
         Jws::parse(&token)
             .unwrap()
-            .verify(&back, AlgorithmSet::ALL)
+            .verify_in(&back, AlgorithmSet::ALL)
             .unwrap();
     }
     // Never fetched.

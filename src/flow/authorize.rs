@@ -1,5 +1,6 @@
 //! The authorization request: PKCE S256, `state` and `nonce`, always.
 
+use crate::client::Client;
 use crate::config::{is_printable, validate_resource};
 use crate::error::{ConfigError, Error};
 use base64::Engine as _;
@@ -364,6 +365,30 @@ pub(crate) fn transaction_params(
         redirect_uri: redirect_uri.ok_or(Transaction("no redirect_uri in url"))?,
         max_age,
     })
+}
+
+impl Client {
+    /// Starts a login: the authorization URL with PKCE S256, `state` and `nonce` (32 random
+    /// bytes each from `rng`, base64url), and the transaction to keep until the callback.
+    pub fn authorization_url<R: CryptoRng + ?Sized>(
+        &self,
+        request: &AuthorizationRequest,
+        rng: &mut R,
+    ) -> Result<AuthorizationUrl, Error> {
+        let redirect_uri = self
+            .config()
+            .redirect_uri
+            .as_deref()
+            .ok_or(ConfigError::RedirectUriRequired)?;
+        build(
+            self.metadata().authorization_endpoint(),
+            &self.config().client_id,
+            redirect_uri,
+            &self.config().resources,
+            request,
+            rng,
+        )
+    }
 }
 
 #[cfg(test)]

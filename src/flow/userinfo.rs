@@ -1,7 +1,11 @@
 //! UserInfo responses (OIDC Core §5.3) with AuthPI's claims.
 
-use crate::error::{Endpoint, Error, ResponseError};
+use super::one_request::{OneRequest, Processor};
+use crate::agent::Agent;
+use crate::client::Client;
+use crate::error::{ConfigError, Endpoint, Error, ResponseError};
 use crate::http::error_response;
+use crate::http::{Outgoing, RequestKind, get};
 use crate::json::{self, Members};
 use crate::org::{Organization, into_organizations};
 use serde_json::{Map, Value};
@@ -70,8 +74,13 @@ fn bad(reason: ResponseError) -> Error {
     }
 }
 
-/// Validates a UserInfo response; `sub` must equal `expected_sub` when given.
-pub(crate) fn parse(
+/// Validates a UserInfo response; `sub` must equal `expected_sub` when given (what
+/// [`Client::userinfo`] runs on the answer).
+///
+/// # Errors
+/// The endpoint's error answer, a body that is not a strict JSON object, a missing `sub`,
+/// [`Error::SubjectMismatch`], a signed or encrypted answer (unsupported).
+pub fn process_userinfo_response(
     response: &http::Response<Vec<u8>>,
     expected_sub: Option<&str>,
 ) -> Result<UserInfo, Error> {
@@ -137,6 +146,37 @@ pub(crate) fn parse(
     })
 }
 
+impl Client {
+    /// UserInfo for an agent's access token; `sub` must equal the agent's id.
+    pub fn userinfo(&self, agent: &Agent) -> Result<OneRequest<UserInfo>, Error> {
+        self.userinfo_for(&agent.tokens().access_token, Some(agent.id()))
+    }
+
+    /// UserInfo for an access token; when `expected_sub` is given, `sub` must equal it.
+    pub fn userinfo_for(
+        &self,
+        access_token: &str,
+        expected_sub: Option<&str>,
+    ) -> Result<OneRequest<UserInfo>, Error> {
+        if access_token.is_empty() {
+            return Err(ConfigError::EmptyToken.into());
+        }
+        let endpoint = self
+            .metadata()
+            .userinfo_endpoint()
+            .ok_or(Error::Unsupported(Endpoint::UserInfo))?;
+        Ok(OneRequest::new(
+            Outgoing {
+                kind: RequestKind::UserInfo,
+                request: get(endpoint, Some(access_token))?,
+            },
+            Processor::UserInfo {
+                expected_sub: expected_sub.map(str::to_owned),
+            },
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +194,8 @@ mod tests {
         let body = r#"{"sub":"usr_1","name":"Alice","email":"a@x","email_verified":true,
             "org_id":"org_1","organizations":[{"id":"org_1","title":null,"scopes":["owner"],"joined_at":5}],
             "created_at":100,"updated_at":200,"plan":"pro","address":{"country":"FR"}}"#;
-        let u = parse(&resp(200, "application/json", body), Some("usr_1")).unwrap();
+        let u =
+            process_userinfo_response(&resp(200, "application/json", body), Some("usr_1")).unwrap();
         assert_eq!(u.name.as_deref(), Some("Alice"));
         assert_eq!(u.email_verified, Some(true));
         assert_eq!(u.org_id.as_deref(), Some("org_1"));
@@ -167,7 +208,7 @@ mod tests {
 
     #[test]
     fn oidcc_client_test_userinfo_invalid_sub() {
-        let e = parse(
+        let e = process_userinfo_response(
             &resp(200, "application/json", r#"{"sub":"usr_other"}"#),
             Some("usr_1"),
         )
@@ -180,16 +221,19 @@ mod tests {
 
     #[test]
     fn sub_is_required_and_errors_are_typed() {
-        assert!(parse(&resp(200, "application/json", r#"{"name":"x"}"#), None).is_err());
         assert!(
-            parse(
+            process_userinfo_response(&resp(200, "application/json", r#"{"name":"x"}"#), None)
+                .is_err()
+        );
+        assert!(
+            process_userinfo_response(
                 &resp(200, "application/json", r#"{"sub":"a","sub":"b"}"#),
                 None
             )
             .is_err()
         );
-        assert!(parse(&resp(200, "application/jwt", "a.b.c"), None).is_err());
-        let e = parse(
+        assert!(process_userinfo_response(&resp(200, "application/jwt", "a.b.c"), None).is_err());
+        let e = process_userinfo_response(
             &http::Response::builder()
                 .status(401)
                 .header("www-authenticate", r#"Bearer error="invalid_token""#)

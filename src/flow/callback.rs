@@ -12,8 +12,8 @@
 //! Front-channel tokens (`access_token`, `id_token` in the query) are ignored: this client only
 //! uses the code flow.
 
+use crate::constant_time;
 use crate::error::{CallbackError, Error, OAuthError, provider_text};
-use subtle::ConstantTimeEq;
 
 /// The parameters of an authorization response, each at most once.
 #[derive(Clone, PartialEq, Eq)]
@@ -150,11 +150,6 @@ impl CallbackInput<'_> {
     }
 }
 
-/// Constant-time string equality (length is not secret).
-pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
 /// Runs checks 2–5 and returns the authorization code.
 pub(crate) fn validate(
     params: &CallbackParams,
@@ -164,7 +159,7 @@ pub(crate) fn validate(
 ) -> Result<String, Error> {
     let provider_error = params.get("error");
     match params.get("state") {
-        Some(state) if ct_eq(state, expected_state) => {}
+        Some(state) if constant_time::eq(state, expected_state) => {}
         _ => {
             return Err(CallbackError::StateMismatch {
                 provider_error: provider_error.map(provider_text),
