@@ -14,6 +14,7 @@
 
 pub use crate::jose::JoseError;
 pub use crate::json::JsonError;
+pub use crate::provider_text::{MAX_PROVIDER_TEXT, provider_text};
 use std::fmt;
 
 /// Everything that can go wrong in this crate.
@@ -275,33 +276,6 @@ impl fmt::Debug for OAuthError {
             .field("retry_after", &self.retry_after)
             .finish_non_exhaustive()
     }
-}
-
-/// Longest provider-controlled text kept in an error, in characters (errors are logged; keep
-/// them bounded).
-pub const MAX_PROVIDER_TEXT: usize = 256;
-
-/// A provider-controlled string as an error may carry it: control characters (C0, DEL, C1:
-/// newlines, escape sequences) and bidirectional-text controls (U+061C, U+200E/F,
-/// U+202A–U+202E, U+2066–U+2069, which reorder what a terminal or log viewer shows) are
-/// removed, and at most [`MAX_PROVIDER_TEXT`] characters are kept. The one place where error
-/// texts from outside are cleaned.
-///
-/// ```
-/// use authpi_idp::error::provider_text;
-/// assert_eq!(provider_text("bad\r\n[INFO] forged\u{1b}[0m"), "bad[INFO] forged[0m");
-/// assert_eq!(provider_text(&"x".repeat(5000)).len(), 256);
-/// ```
-#[must_use]
-pub fn provider_text(text: &str) -> String {
-    text.chars()
-        .filter(|&c| !c.is_control() && !is_bidi_control(c))
-        .take(MAX_PROVIDER_TEXT)
-        .collect()
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 impl OAuthError {
@@ -791,7 +765,9 @@ mod tests {
             assert_eq!(got, expected, "{route}");
             for text in [got.to_string(), format!("{got:?}")] {
                 assert!(
-                    !text.chars().any(|c| c.is_control() || is_bidi_control(c)),
+                    !text
+                        .chars()
+                        .any(|c| c.is_control() || crate::provider_text::is_bidi_control(c)),
                     "{route}: {text:?}"
                 );
                 assert!(

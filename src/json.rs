@@ -171,7 +171,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
             if seen {
                 return Err(de::Error::custom(format_args!(
                     "{DUPLICATE_PREFIX}{}",
-                    crate::error::provider_text(&key)
+                    crate::provider_text::provider_text(&key)
                 )));
             }
             if many.is_empty() && few.len() < LINEAR_KEYS {
@@ -191,7 +191,7 @@ fn classify(e: &serde_json::Error) -> JsonError {
     let msg = e.to_string();
     if let Some(rest) = msg.strip_prefix(DUPLICATE_PREFIX) {
         let name = rest.split(" at line ").next().unwrap_or_default();
-        return JsonError::DuplicateMember(crate::error::provider_text(name));
+        return JsonError::DuplicateMember(crate::provider_text::provider_text(name));
     }
     if msg.starts_with("recursion limit exceeded") {
         return JsonError::TooDeep;
@@ -267,7 +267,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
             if out.contains_key(&key) {
                 return Err(de::Error::custom(format_args!(
                     "{DUPLICATE_PREFIX}{}",
-                    crate::error::provider_text(&key)
+                    crate::provider_text::provider_text(&key)
                 )));
             }
             out.insert(key, value);

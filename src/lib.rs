@@ -121,6 +121,7 @@ mod json;
 pub mod manual;
 mod org;
 pub mod provider;
+mod provider_text;
 pub mod scope;
 mod time;
 pub mod token;

@@ -4,7 +4,6 @@
 use super::Operation;
 use super::Step;
 use super::common::{FINISHED, Inbox, record_inputs};
-use super::userinfo::{UserInfo, process_userinfo_response};
 use crate::agent::Agent;
 use crate::client::Client;
 use crate::error::{ConfigError, Endpoint, Error, ResponseError};
@@ -239,16 +238,15 @@ pub struct OneRequest<T> {
 #[allow(unreachable_pub)] // sealed trait pattern: public in a private module on purpose
 mod sealed {
     use super::{
-        Agent, Error, FINISHED, Introspection, UnixTime, UserInfo,
-        process_client_credentials_response, process_introspection_response,
-        process_revocation_response, process_userinfo_response,
+        Agent, Error, FINISHED, Introspection, UnixTime, process_client_credentials_response,
+        process_introspection_response, process_revocation_response,
     };
 
     /// Which named response processor a [`OneRequest`](super::OneRequest) runs, with what it checks against.
     pub enum Processor {
         /// [`process_client_credentials_response`](super::process_client_credentials_response).
         ClientCredentials { client_id: String },
-        /// [`process_userinfo_response`](super::process_userinfo_response).
+        /// [`process_userinfo_response`](crate::flow::process_userinfo_response).
         UserInfo { expected_sub: Option<String> },
         /// [`process_revocation_response`](super::process_revocation_response).
         Revocation,
@@ -268,17 +266,6 @@ mod sealed {
             match p {
                 Processor::ClientCredentials { client_id } => {
                     process_client_credentials_response(resp, &client_id, now)
-                }
-                _ => Err(FINISHED),
-            }
-        }
-    }
-
-    impl Processed for UserInfo {
-        fn run(p: Processor, resp: &http::Response<Vec<u8>>, _: UnixTime) -> Result<Self, Error> {
-            match p {
-                Processor::UserInfo { expected_sub } => {
-                    process_userinfo_response(resp, expected_sub.as_deref())
                 }
                 _ => Err(FINISHED),
             }

@@ -1,6 +1,7 @@
 //! UserInfo responses (OIDC Core §5.3) with AuthPI's claims.
 
-use super::one_request::{OneRequest, Processor};
+use super::common::FINISHED;
+use super::one_request::{OneRequest, Processed, Processor};
 use crate::agent::Agent;
 use crate::client::Client;
 use crate::error::{ConfigError, Endpoint, Error, ResponseError};
@@ -8,6 +9,7 @@ use crate::http::error_response;
 use crate::http::{Outgoing, RequestKind, get};
 use crate::json::{self, Members};
 use crate::org::{Organization, into_organizations};
+use crate::time::UnixTime;
 use serde_json::{Map, Value};
 
 /// The claims of a UserInfo response. Standard and AuthPI claims are typed; every other claim
@@ -174,6 +176,17 @@ impl Client {
                 expected_sub: expected_sub.map(str::to_owned),
             },
         ))
+    }
+}
+
+impl Processed for UserInfo {
+    fn run(p: Processor, resp: &http::Response<Vec<u8>>, _: UnixTime) -> Result<Self, Error> {
+        match p {
+            Processor::UserInfo { expected_sub } => {
+                process_userinfo_response(resp, expected_sub.as_deref())
+            }
+            _ => Err(FINISHED),
+        }
     }
 }
 

@@ -1,13 +1,4 @@
-//! Provider knowledge: endpoints from the AuthPI layout or from OpenID Connect Discovery.
-//!
-//! [`ProviderMetadata::authpi`] derives every endpoint from the issuer with no round trip, as
-//! the official SDK does. [`ProviderMetadata::from_response`] validates a discovery document:
-//! `issuer` must equal the configured issuer (one trailing slash in the configuration is
-//! tolerated, and from then on the discovered value is the exact expected `iss`), endpoints must
-//! be `https` unless the issuer host is loopback, PKCE `S256` and `response_type=code` must be
-//! supported, and the advertised signing algorithms must leave one this client accepts.
-//!
-//! Metadata serializes (serde) with its fetch time, so a serverless deployment can persist it.
+//! Provider metadata (documented in the [`provider`](super) module).
 
 use crate::config::{check_https_or_loopback, is_loopback};
 use crate::error::DiscoveryError;

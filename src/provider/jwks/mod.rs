@@ -1,38 +1,4 @@
-//! The provider's JSON Web Key Set as a cache value.
-//!
-//! Parsing is strict per document and lenient per key: the document must be a JSON object
-//! (strict parser: duplicate members anywhere are an error) with a `keys` array, and every key
-//! that cannot be used to verify a signature is skipped, not an error:
-//! - not an object, `kty` other than `EC`, `OKP`, `RSA`, or a `crv` other than `P-256`
-//!   (EC) / `Ed25519` (OKP);
-//! - `use` present and not `"sig"`; `key_ops` present and not an array of strings containing
-//!   `"verify"`;
-//! - `alg` present and not one of [`Algorithm`], or not fitting the key type;
-//! - a `kid` that is not a string; a missing or ill-typed or non-base64url key member;
-//! - wrong sizes: `x`/`y` not 32 bytes, an RSA modulus outside 2048..=8192 bits, an RSA
-//!   exponent that ring would refuse (see the crypto seam's docs for what cannot be checked
-//!   before a signature: whether a P-256 point is on the curve);
-//! - private keys (`d`, or any other private RSA member): a provider that publishes private
-//!   keys is broken, and we do not use its keys.
-//!
-//! Freshness follows the response's `Cache-Control` (see [`max_age_from_headers`]); an unknown
-//! `kid` in a token anyone can present (an access token at an API) may trigger a refetch only
-//! [`REFETCH_COOLDOWN`] after the last fetch *attempt*, failed ones included (see
-//! [`KeySet::may_refetch`]); an ID token from the token endpoint may always cause one refetch per
-//! operation (see [`crate::flow`]).
-//!
-//! # Binding to a provider
-//! A key set fetched by an operation (or by [`crate::Client::discover`]) names the issuer and
-//! the `jwks_uri` it came from ([`KeySet::issuer`], [`KeySet::jwks_uri`]); an operation refuses a
-//! key set bound to another provider with [`JwksError::ForeignProvider`], so a misfiled cache or
-//! a multi-provider application never verifies one provider's tokens with another's keys. The
-//! serde form carries the binding and requires it for a set that was ever fetched. A set built
-//! in code with [`KeySet::from_json`] or [`KeySet::from_response`] is unbound until
-//! [`KeySet::bind`] (it is the caller's own value). Imported caches are trusted input otherwise:
-//! the keys are re-validated, but nothing proves they are the provider's.
-//!
-//! A `fetched_at` (or a last attempt) later than `now` counts as never fetched: a cache written
-//! by a machine with a wrong clock, or tampered with, is neither fresh nor a reason to wait.
+//! The JWKS key set (documented in the [`provider`](super) module).
 
 use crate::error::JwksError;
 use crate::jose::{Algorithm, Header, JoseError, KeyKind, PublicKey, b64_decode};
@@ -60,7 +26,7 @@ pub const DEFAULT_MAX_AGE: u64 = 3_600;
 /// "attempted_at":<u64|null>,"issuer":<string|null>,"jwks_uri":<string|null>}`;
 /// deserializing re-validates every key exactly as [`KeySet::from_json`] does, clamps
 /// `max_age` to [[`MIN_MAX_AGE`], [`MAX_MAX_AGE`]], and refuses a set that has keys or a fetch
-/// time but names no provider (see the [module docs](self#binding-to-a-provider)).
+/// time but names no provider (see the [module docs](crate::provider#binding-to-a-provider)).
 #[derive(Clone)]
 pub struct KeySet {
     inner: Arc<Inner>,
@@ -221,7 +187,7 @@ impl KeySet {
     }
 
     /// The same keys, bound to the provider with this `issuer` and `jwks_uri` (see the
-    /// [module docs](self#binding-to-a-provider)); operations of a client for another provider
+    /// [module docs](crate::provider#binding-to-a-provider)); operations of a client for another provider
     /// refuse the result with [`JwksError::ForeignProvider`].
     #[must_use]
     pub fn bind(&self, issuer: &str, jwks_uri: &str) -> KeySet {

@@ -1,0 +1,22 @@
+//! # Chapter 1: the threat model
+//!
+//! What the SDK defends against, and the check that answers each threat.
+//!
+//! | threat | defence | where |
+//! |---|---|---|
+//! | **CSRF / login fixation**: an attacker makes the victim's browser complete the attacker's login | `state` from 32 CSPRNG bytes, compared first and in constant time | [`Client::exchange_callback`](crate::Client::exchange_callback) |
+//! | **Code injection**: a stolen code replayed into another session | PKCE S256 always (the verifier never leaves the server); `nonce` bound into the ID token | [`AuthorizationUrl`](crate::AuthorizationUrl) |
+//! | **Mix-up**: a response from one provider fed to the client of another | RFC 9207 `iss` compared when present, required when advertised; `iss` of every token compared exactly | [`CallbackParams`](crate::CallbackParams), [`ProviderMetadata`](crate::ProviderMetadata) |
+//! | **Token substitution**: an ID token for another client or user | signature always verified; `aud` must contain our client id and nothing untrusted; `azp` must be ours; `at_hash` binds the access token | [`Exchange`](crate::flow::Exchange) |
+//! | **Algorithm confusion**: `alg: none`, HMAC keyed with a public key, `jwk`/`jku` headers | fixed allowlist (ES256, EdDSA, RS256, PS256) ∩ provider ∩ pin; `none` and `HS*` refused by name; embedded keys and key URLs never read; key type implied by `alg` | [`AlgorithmSet`](crate::AlgorithmSet), [`JoseError`](crate::error::JoseError) |
+//! | **Parser differentials**: duplicate JSON members (`{"sub":"a","sub":"b"}`), duplicate query parameters | both are errors everywhere | [`JsonError::DuplicateMember`](crate::error::JsonError::DuplicateMember), [`CallbackParams`](crate::CallbackParams) |
+//! | **JWKS flooding**: forged tokens with random `kid`s making the client hammer the provider | at most one refetch per operation; for a token anyone can present (an access token at an API) only when the last fetch *attempt*, failed ones included, is older than 60 s; cheap rejections (`alg`, signature length, `typ`, structure) before any request | [`REFETCH_COOLDOWN`](crate::provider::REFETCH_COOLDOWN) |
+//! | **Key rotation outages** (openidconnect-rs #232) | unknown `kid` in an ID token from the token endpoint ⇒ one refetch whatever the cooldown; cache age from `Cache-Control`, clamped to 5 min–24 h | [`KeySet`](crate::KeySet) |
+//! | **Lost sessions**: the refresh token is spent, then the new ID token cannot be checked (JWKS down, key not yet published) and the rotated tokens are dropped | the [no-verdict rule](super::_05_no_verdict): the rotated tokens are persisted with the previous verified identity | [`CreateAgent`](crate::flow::CreateAgent) |
+//! | **Misfiled or foreign caches**: provider B's tokens verified with provider A's keys | an exported key set names its issuer and `jwks_uri` and is refused for any other; a fetch time in the future counts as never fetched | [`KeySet::check_provider`](crate::KeySet::check_provider) |
+//! | **Small-order Ed25519 keys**: one fixed signature valid for every message | small-order and non-canonical Ed25519 keys are skipped when the JWKS is read; non-canonical signatures (`S >= L`) fail | [`KeySet`](crate::KeySet), [`JoseError::InvalidSignature`](crate::error::JoseError::InvalidSignature) |
+//! | **Refresh-rotation races**: two requests spend one refresh token, the second gets `invalid_grant` and the session dies | the rotated set is an event (`Persist`) handed out before anything else can fail; requests carry a single-flight key so drivers send one refresh per token | [`CreateAgent`](crate::flow::CreateAgent), [`RequestKind::Refresh`](crate::RequestKind::Refresh) |
+//! | **Clock skew** between the provider and the service | 60 s leeway on `exp`, `nbf`, `iat` (configurable, at most 300 s) | [`DEFAULT_LEEWAY`](crate::config::DEFAULT_LEEWAY) |
+//! | **Secret leakage into logs** | `Debug` of token sets, transactions, configs and requests redacts secrets; errors never echo response bodies or token values; provider texts are truncated to 256 characters | [`TokenSet`](crate::TokenSet), [`AuthorizationUrl`](crate::AuthorizationUrl), [`Config`](crate::Config), [`Outgoing`](crate::Outgoing), [`provider_text`](crate::error::provider_text) |
+//! | **Open redirects and SSRF**: redirects on back-channel requests | drivers send requests as built and follow no redirects | [`Step::Send`](crate::Step::Send), [chapter 3](super::_03_driving) |
+//!
