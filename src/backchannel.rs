@@ -41,9 +41,9 @@
 
 use crate::client::Client;
 use crate::error::{ClaimError, Error, TokenError};
-use crate::flow::{FINISHED, KeyRing, Operation, Step, Verified, take};
+use crate::flow::{FINISHED, Inbox, KeyRing, Operation, Step, TokenSource, Verified};
 use crate::id_token;
-use crate::jose::Jws;
+use crate::jose::{JoseError, Jws};
 use crate::json::{self, Members as _};
 use crate::jwks::KeySet;
 use crate::time::UnixTime;
@@ -209,7 +209,7 @@ impl Client {
             client: self.clone(),
             token,
             state: State::Verify,
-            response: None,
+            inbox: Inbox::default(),
         })
     }
 }
@@ -225,13 +225,14 @@ enum State {
 ///
 /// Made by [`Client::backchannel_logout`]; implements [`Operation`] with
 /// `Output = `[`LogoutToken`]. Every error comes out of `poll` as [`Error::LogoutToken`]
-/// (JWKS transport failures as [`Error::Jwks`]).
+/// (a JWKS that cannot be fetched or used as [`Error::NoResponse`] or [`Error::Jwks`], after the
+/// `KeysRefreshed` that records the attempt).
 pub struct ValidateLogoutToken {
     client: Client,
     ring: KeyRing,
     token: String,
     state: State,
-    response: Option<http::Response<Vec<u8>>>,
+    inbox: Inbox,
 }
 
 impl fmt::Debug for ValidateLogoutToken {
@@ -256,11 +257,16 @@ impl ValidateLogoutToken {
         if typ.is_some() && !id_token::typ_is(typ, "logout+jwt") {
             return Err(err(ClaimError::Type));
         }
-        if let Verified::NeedKeys(out) =
-            self.ring
-                .verify(&jws, self.client.algorithms(), now, wrap)?
-        {
-            return Ok(Verified::NeedKeys(out));
+        match self.ring.verify(
+            &jws,
+            self.client.algorithms(),
+            now,
+            TokenSource::Bearer,
+            wrap,
+        )? {
+            Verified::NeedKeys(out) => return Ok(Verified::NeedKeys(out)),
+            Verified::NoKey => return Err(wrap(JoseError::NoMatchingKey.into())),
+            Verified::Yes(()) => {}
         }
         let map = json::parse_object(jws.payload()).map_err(|e| wrap(e.into()))?;
         let config = self.client.config();
@@ -271,9 +277,9 @@ impl ValidateLogoutToken {
                 _ => Err(err(ClaimError::Missing(name))),
             }
         };
+        // NumericDates may be non-integer (RFC 7519 §2); the fraction is dropped.
         let number = |name: &'static str| -> Result<Option<u64>, Error> {
-            map.opt_u64(name)
-                .map_err(|_| err(ClaimError::Missing(name)))
+            id_token::numeric_date(&map, name).map_err(err)
         };
 
         // §2.6 step 2: the ID-token rules that apply (iss, aud, iat, exp).
@@ -334,28 +340,33 @@ impl Operation for ValidateLogoutToken {
 
     fn poll(&mut self, now: UnixTime) -> Result<Step<LogoutToken>, Error> {
         loop {
-            if let Some(keys) = self.ring.event.take() {
-                return Ok(Step::KeysRefreshed(keys));
+            if let Some(step) = self.ring.poll_event()? {
+                return Ok(step);
             }
             match std::mem::replace(&mut self.state, State::Finished) {
                 State::Verify => match self.verify(now)? {
                     Verified::NeedKeys(out) => {
                         self.state = State::AwaitJwks;
-                        return Ok(Step::Send(out));
+                        return Ok(self.inbox.send(out));
                     }
+                    Verified::NoKey => return Err(wrap(JoseError::NoMatchingKey.into())),
                     Verified::Yes(token) => return Ok(Step::Done(token)),
                 },
-                State::AwaitJwks => {
-                    self.ring.absorb(&take(&mut self.response)?, now)?;
-                    self.state = State::Verify;
-                }
+                State::AwaitJwks => match self.ring.absorb(self.inbox.take(), now) {
+                    Ok(()) => self.state = State::Verify,
+                    Err(e) => self.ring.defer(e),
+                },
                 State::Finished => return Err(FINISHED),
             }
         }
     }
 
     fn handle_response(&mut self, response: http::Response<Vec<u8>>) {
-        self.response = Some(response);
+        self.inbox.response(response);
+    }
+
+    fn handle_transport_error(&mut self) {
+        self.inbox.transport_error();
     }
 }
 

@@ -89,7 +89,9 @@
 //! (ES256, EdDSA/Ed25519, RS256, PS256; never `none`, never HMAC), then `iss` (exact), `aud`
 //! (our client id; extra audiences only when trusted), `azp`, `exp`/`iat`/`nbf` with a 60 s
 //! leeway, `nonce` (constant time), `at_hash` when present, `auth_time` when `max_age` was sent.
-//! Refreshed ID tokens must keep `iss`, `sub`, `aud` (and `nonce` when present). Access tokens
+//! Refreshed ID tokens must keep `iss`, `sub`, `aud` (and `azp`, `nonce`, `auth_time` when
+//! present); a refreshed ID token whose key cannot be fetched never costs the rotated tokens
+//! (see the no-verdict rule in [`manual`] and [`Agent::identity_reverified`]). Access tokens
 //! presented to an API are verified per RFC 9068 by [`Client::validate_access_token`].
 //! Back-channel logout tokens (OIDC Back-Channel Logout 1.0) are verified by
 //! [`Client::backchannel_logout`] (signature, `iss`, `aud`, `iat`/`exp`, `jti`, `events`, `sid`

@@ -574,3 +574,52 @@ fn token_set_session_id_reads_the_id_token_sid() {
     set.id_token = Some(env.key.token(r#"{"sid":"a","sid":"b"}"#));
     assert_eq!(set.session_id(), None, "duplicate members are refused");
 }
+
+#[test]
+fn numeric_dates_may_be_fractional() {
+    // RFC 7519 §2: a NumericDate is a JSON number, possibly non-integer.
+    let env = env();
+    let c = with(
+        with(claims(), "iat", json!(NOW.0 as f64 - 4.5)),
+        "exp",
+        json!(NOW.0 as f64 + 100.25),
+    );
+    let t = run(&env, &c).unwrap();
+    assert_eq!(t.issued_at(), NOW.minus(5));
+    assert_eq!(t.expires_at(), Some(NOW.plus(100)));
+    assert_eq!(
+        refusal(run(&env, &with(claims(), "iat", json!(-1.5)))),
+        claim(ClaimError::Missing("iat"))
+    );
+}
+
+#[test]
+fn jwks_transport_failure_counts_as_an_attempt_and_is_no_verdict() {
+    let env = env();
+    let rotated = TestKey::generate(Algorithm::Es256, Some("k2"));
+    let later = NOW.plus(crate::jwks::REFETCH_COOLDOWN);
+    let c = with(
+        with(claims(), "iat", json!(later.0)),
+        "exp",
+        json!(later.0 + 100),
+    );
+    let token = rotated.token(&c.to_string());
+    let mut op = env
+        .client
+        .backchannel_logout(&body(&token), &env.keys)
+        .unwrap();
+    assert!(matches!(op.poll(later), Ok(Step::Send(_))));
+    op.handle_transport_error();
+    // The failed attempt is handed out (it starts the cooldown), then the error.
+    let Ok(Step::KeysRefreshed(k)) = op.poll(later) else {
+        panic!("expected KeysRefreshed")
+    };
+    assert!(!k.may_refetch(later));
+    assert!(matches!(
+        op.poll(later),
+        Err(Error::NoResponse {
+            endpoint: crate::error::Endpoint::Jwks
+        })
+    ));
+    assert!(matches!(op.poll(later), Err(Error::Usage(_))));
+}
