@@ -54,6 +54,9 @@ pub enum Error {
     /// An access token presented to an API was refused (RFC 9068 validation).
     #[error("access token: {0}")]
     AccessToken(TokenError),
+    /// A back-channel logout request or its `logout_token` was refused (code `invalid_request`).
+    #[error("logout token: {0}")]
+    LogoutToken(LogoutTokenError),
     /// The provider's key set could not be used.
     #[error("JWKS: {0}")]
     Jwks(#[from] JwksError),
@@ -131,6 +134,7 @@ impl Error {
             )) => "invalid_nonce",
             Error::IdToken(_) => "invalid_id_token",
             Error::AccessToken(_) => "invalid_token",
+            Error::LogoutToken(_) => "invalid_request",
             Error::TokenExpired => "token_expired",
             Error::SubjectMismatch { .. } => "subject_mismatch",
             Error::Unsupported(_) => "unsupported",
@@ -194,6 +198,39 @@ pub enum JwksError {
     /// tampered cache, or another provider's keys).
     #[error("the key set belongs to another provider (issuer or jwks_uri differ)")]
     ForeignProvider,
+}
+
+/// Why a back-channel logout request or its `logout_token` was refused (see
+/// [`ValidateLogoutToken`](crate::ValidateLogoutToken)).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogoutTokenError {
+    /// The request body has no (or an empty) `logout_token` parameter.
+    #[error("the request has no logout_token")]
+    MissingToken,
+    /// The request body has more than one `logout_token` parameter.
+    #[error("the request has more than one logout_token")]
+    DuplicateToken,
+    /// The JWS (format, algorithm, key, signature), its claims JSON, or a rule shared with ID
+    /// tokens (`iss`, `aud`, `iat`, `exp`, `nbf`, `jti`, `typ`).
+    #[error(transparent)]
+    Token(TokenError),
+    /// `events` is absent, not an object, or lacks the back-channel logout member (or its value
+    /// is not an object).
+    #[error("events does not hold the back-channel logout event")]
+    Events,
+    /// Neither `sid` nor `sub` is present.
+    #[error("neither sid nor sub is present")]
+    NoSessionOrSubject,
+    /// A `nonce` is present (forbidden in a logout token).
+    #[error("a logout token must not contain a nonce")]
+    Nonce,
+}
+
+impl From<ClaimError> for LogoutTokenError {
+    fn from(e: ClaimError) -> Self {
+        LogoutTokenError::Token(e.into())
+    }
 }
 
 /// A call the SDK's contract forbids (rustls's `ApiMisuse`): each variant says what to do.

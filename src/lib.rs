@@ -77,6 +77,7 @@
 //! | (introspection) | [`Client::introspect`] |
 //! | `create_logout_url` | [`Client::logout_url`] |
 //! | (APIs) | [`Client::validate_access_token`] (RFC 9068) |
+//! | (back-channel logout) | [`Client::backchannel_logout`] → [`ValidateLogoutToken`] → [`LogoutToken`] |
 //! | `has_access`, `parse_scope` | [`scope::has_access`], [`scope::parse_scope`] |
 //! | `AuthenticatedAgent` | [`Agent`] |
 //! | `TokenSet` | [`TokenSet`] (same JSON) |
@@ -91,6 +92,9 @@
 //! present); a refreshed ID token whose key cannot be fetched never costs the rotated tokens
 //! (see the no-verdict rule in [`manual`] and [`Agent::identity_reverified`]). Access tokens
 //! presented to an API are verified per RFC 9068 by [`Client::validate_access_token`].
+//! Back-channel logout tokens (OIDC Back-Channel Logout 1.0) are verified by
+//! [`Client::backchannel_logout`] (signature, `iss`, `aud`, `iat`/`exp`, `jti`, `events`, `sid`
+//! or `sub`, no `nonce`, `typ`); the `jti` replay check is the caller's (see [`ValidateLogoutToken`]).
 //! Stored token sets are trusted as your own storage: `create_agent` decodes a stored ID token
 //! (checking its `iss` and `aud`) without re-verifying the signature.
 //!
@@ -132,8 +136,8 @@ pub use config::{ClientAuth, Config, ConfigBuilder};
 pub use error::{Error, OAuthError, OAuthErrorKind};
 pub use flow::{
     AccessTokenInfo, AuthorizationRequest, AuthorizationUrl, CallbackInput, CallbackParams,
-    Discovered, Introspection, LogoutRequest, NonceCheck, Operation, RefreshOptions, Step,
-    TokenTypeHint, UserInfo, pkce_challenge,
+    Discovered, Introspection, LogoutRequest, LogoutToken, NonceCheck, Operation, RefreshOptions,
+    Step, TokenTypeHint, UserInfo, ValidateLogoutToken, pkce_challenge,
 };
 pub use http::{Outgoing, RequestKind};
 pub use jose::{Algorithm, AlgorithmSet};

@@ -71,6 +71,7 @@
 
 mod access_token;
 mod authorize;
+pub mod backchannel;
 mod callback;
 mod common;
 mod create_agent;
@@ -83,6 +84,7 @@ mod userinfo;
 
 pub use access_token::{AccessTokenInfo, ValidateAccessToken};
 pub use authorize::{AuthorizationRequest, AuthorizationUrl, pkce_challenge};
+pub use backchannel::{LogoutToken, ValidateLogoutToken};
 pub use callback::{CallbackInput, CallbackParams};
 pub use create_agent::{CreateAgent, RefreshOptions};
 pub use discover::{Discover, Discovered};

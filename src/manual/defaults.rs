@@ -40,6 +40,10 @@
 //! - **Discovery**: the discovered `issuer` must be the configured one exactly; only the
 //!   configuration may carry an extra trailing slash.
 //! - **RSA keys below 2048 bits are ignored** when the JWKS is read.
+//! - **A logout token is accepted for at most 5 minutes after its `iat`**
+//!   ([`LOGOUT_TOKEN_MAX_AGE`](crate::flow::backchannel::LOGOUT_TOKEN_MAX_AGE), plus leeway), even
+//!   when its `exp` is later or absent: logout tokens are delivered at once, and the bound lets
+//!   a replay cache forget a `jti` after [`LogoutToken::accept_until`](crate::LogoutToken::accept_until).
 //! - **UserInfo `sub` must equal the session's subject**, or the answer is
 //!   [`Error::SubjectMismatch`](crate::Error::SubjectMismatch) (OIDC Core §5.3.2).
 //! - **Access-token claims are strict** (RFC 9068 §2.2): `scope`, `sid`, `org_id` and `dat` of the
