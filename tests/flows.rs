@@ -7,7 +7,7 @@ mod common;
 use authpi_idp::error::{ClaimError, TokenError};
 use authpi_idp::{
     AuthorizationRequest, Client, ClientAuth, Config, Error, LogoutRequest, OAuthErrorKind,
-    PrincipalType, RefreshOptions, RequestKind, TokenSet, TokenTypeHint,
+    PrincipalType, RefreshOptions, RequestKind, TokenSet, TokenTypeHint, UnixTime,
 };
 use authpi_idp_testkit::{Membership, jwt::decode_header};
 use common::{Env, Event, ISS, REFRESH, WEB_REDIRECT, claims_of, web_client, web_config};
@@ -988,4 +988,164 @@ fn refresh_whose_key_is_not_yet_published_persists_rt2_with_the_old_identity() {
     );
     assert_kept_with_old_identity(&stored, &agent, &trace, env.now);
     assert_eq!(env.keys.fetched_at(), Some(env.now()));
+}
+
+/// The testkit's signing algorithm named by a token's header.
+fn alg_of(token: &str) -> authpi_idp_testkit::Alg {
+    use authpi_idp_testkit::Alg;
+    match decode_header(token).unwrap_or_default()["alg"].as_str() {
+        Some("ES256") => Alg::Es256,
+        Some("EdDSA") => Alg::EdDsa,
+        Some("RS256") => Alg::Rs256,
+        other => panic!("unexpected alg {other:?}"),
+    }
+}
+
+/// RFC 9068 §2.2 gives `scope`, `sid` and `org_id` (and AuthPI's `dat`) JSON types: a token
+/// that carries one with another type is refused, naming the claim, as an ID token's would be
+/// (issue #14: they used to be dropped silently); the claims this crate does not model are
+/// kept, as sent, on the result and on its agent.
+#[test]
+fn rfc9068_access_token_claims_are_strict_and_custom_claims_are_kept() {
+    let mut env = Env::demo();
+    let client = web_client();
+    let api = "https://api.example.com";
+    let (agent, _) = env.login(
+        &client,
+        &AuthorizationRequest::new(["openid", "email"])
+            .org("org_acme")
+            .resource(api),
+    );
+    let at = agent.tokens().access_token.clone();
+    let alg = alg_of(&at);
+    let keys = env.keys.clone();
+    let mut claims = claims_of(&at);
+    claims["tenant_tier"] = json!("gold");
+    claims["limits"] = json!({"rps": 50});
+    let token = env.idp.sign(alg, Some("at+jwt"), &claims).unwrap();
+    let (info, _) = env.run(client.validate_access_token(&token, api, &keys));
+    let info = info.unwrap();
+    assert_eq!(
+        info.claim::<String>("tenant_tier").unwrap().as_deref(),
+        Some("gold")
+    );
+    assert_eq!(
+        info.agent.claim::<serde_json::Value>("limits").unwrap(),
+        Some(json!({"rps": 50}))
+    );
+    assert!(
+        info.claim::<u64>("tenant_tier").is_err(),
+        "present, not a u64"
+    );
+    assert_eq!(info.claim::<String>("absent").unwrap(), None);
+    for modeled in [
+        "iss",
+        "sub",
+        "aud",
+        "scope",
+        "sid",
+        "org_id",
+        "organizations",
+        "dat",
+    ] {
+        assert!(!info.custom.contains_key(modeled), "{modeled}");
+    }
+
+    let cases = [
+        ("scope", json!(["openid", "email"]), "scope"),
+        ("sid", json!(42), "sid"),
+        ("org_id", json!(true), "org_id"),
+        ("org_id", json!({"id": "org_acme"}), "org_id"),
+        ("dat", json!("identity"), "dat"),
+        ("dat", json!({"type": 7}), "dat"),
+    ];
+    for (name, value, reported) in cases {
+        let mut claims = claims_of(&at);
+        claims[name] = value.clone();
+        let token = env.idp.sign(alg, Some("at+jwt"), &claims).unwrap();
+        let (r, trace) = env.run(client.validate_access_token(&token, api, &keys));
+        assert_eq!(
+            r.unwrap_err(),
+            Error::AccessToken(TokenError::Claim(ClaimError::Missing(reported))),
+            "{name} = {value}"
+        );
+        assert!(trace.nothing_out());
+    }
+}
+
+/// The ID token's claims this crate does not model (AuthPI's `sid`, …) are readable on the
+/// agent, after login and after rebuilding it from the stored set.
+#[test]
+fn id_token_custom_claims_are_readable_on_the_agent() {
+    let mut env = Env::demo();
+    let client = web_client();
+    let (agent, _) = env.login(&client, &AuthorizationRequest::new(["openid", "email"]));
+    let sid = claims_of(agent.tokens().id_token.as_deref().unwrap())["sid"].clone();
+    assert!(sid.as_str().unwrap().starts_with("s_"));
+    assert_eq!(
+        agent.claim::<serde_json::Value>("sid").unwrap(),
+        Some(sid.clone())
+    );
+    for modeled in [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "nonce",
+        "email",
+        "organizations",
+    ] {
+        assert!(!agent.custom_claims().contains_key(modeled), "{modeled}");
+    }
+    let keys = env.keys.clone();
+    let (again, _) = env.run(
+        client
+            .create_agent(agent.into_tokens(), RefreshOptions::new(), &keys)
+            .unwrap(),
+    );
+    assert_eq!(
+        again.unwrap().claim::<serde_json::Value>("sid").unwrap(),
+        Some(sid)
+    );
+}
+
+/// Time only where it acts (issue #14): `create_agent` takes no `now`; the first `poll`
+/// decides with its own `now` whether a refresh is due, so an operation built early and
+/// polled late refreshes, and one polled early does not.
+#[test]
+fn create_agent_decides_refresh_at_the_first_poll() {
+    let mut env = Env::demo();
+    let client = web_client();
+    let (agent, _) = env.login(&client, &AuthorizationRequest::new(["openid", "email"]));
+    let tokens = agent.into_tokens();
+    let keys = env.keys.clone();
+    let op = client
+        .create_agent(tokens.clone(), RefreshOptions::new(), &keys)
+        .unwrap();
+    let early = env.now();
+    assert!(!op.refresh_due(early));
+    let late = UnixTime(tokens.expires_at - 30); // inside the 60 s refresh buffer
+    assert!(op.refresh_due(late));
+    // Built and polled early: no refresh.
+    let (r, trace) = env.run(
+        client
+            .create_agent(tokens.clone(), RefreshOptions::new(), &keys)
+            .unwrap(),
+    );
+    r.unwrap();
+    assert_eq!(trace.events, vec![Event::Done]);
+    // Built now, polled late: refreshes and persists the rotated set.
+    env.advance(late.0 - early.0);
+    let (r, trace) = env.run(op);
+    assert!(r.unwrap().expires_at() > tokens.expires_at);
+    assert!(
+        matches!(
+            trace.events.first(),
+            Some(Event::Send(RequestKind::Refresh { .. }))
+        ),
+        "{:?}",
+        trace.events
+    );
+    assert_eq!(trace.persisted.len(), 1);
 }

@@ -155,3 +155,76 @@ pub trait Operation {
     /// [`Error::NoResponse`].
     fn handle_transport_error(&mut self);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ApiMisuse, Endpoint};
+    use crate::{Client, Config, ProviderMetadata};
+    use serde_json::json;
+
+    const ISS: &str = "https://idp.example.com";
+
+    /// A client whose provider has only the endpoints discovery requires.
+    fn bare_client() -> Client {
+        let doc = json!({
+            "issuer": ISS,
+            "authorization_endpoint": format!("{ISS}/authorize"),
+            "token_endpoint": format!("{ISS}/token"),
+            "jwks_uri": format!("{ISS}/jwks.json"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "code_challenge_methods_supported": ["S256"],
+        });
+        let resp = http::Response::builder()
+            .status(200)
+            .body(serde_json::to_vec(&doc).unwrap())
+            .unwrap();
+        let metadata = ProviderMetadata::from_response(&resp, ISS, UnixTime(0)).unwrap();
+        let config = Config::builder(ISS, "c")
+            .client_secret("s")
+            .redirect_uri("http://127.0.0.1/cb")
+            .build()
+            .unwrap();
+        Client::with_metadata(config, metadata).unwrap()
+    }
+
+    /// `Unsupported` names the endpoint the provider lacks (issue #14: it was a free text).
+    #[test]
+    fn a_missing_endpoint_is_named() {
+        let client = bare_client();
+        let cases = [
+            (client.revoke("t", None).err(), Endpoint::Revocation),
+            (client.introspect("t", None).err(), Endpoint::Introspection),
+            (client.userinfo_for("t", None).err(), Endpoint::UserInfo),
+            (
+                client.logout_url(&LogoutRequest::new()).err(),
+                Endpoint::EndSession,
+            ),
+        ];
+        for (got, endpoint) in cases {
+            assert_eq!(got, Some(Error::Unsupported(endpoint)));
+            assert_eq!(
+                got.map(|e| e.code().to_owned()).as_deref(),
+                Some("unsupported")
+            );
+        }
+    }
+
+    /// Each misuse of the call order is its own [`ApiMisuse`] (issue #14: it was a free text).
+    #[test]
+    fn api_misuse_says_what_was_wrong() {
+        let client = bare_client();
+        let mut op = client.client_credentials(["read"], &[]).unwrap();
+        assert!(matches!(op.poll(UnixTime(0)), Ok(Step::Send(_))));
+        let e = op.poll(UnixTime(0)).unwrap_err();
+        assert_eq!(e, Error::ApiMisuse(ApiMisuse::PollBeforeResponse));
+        assert_eq!(e.code(), "invalid_usage");
+        // The failed poll consumed the operation: it is over.
+        assert_eq!(
+            op.poll(UnixTime(0)).unwrap_err(),
+            Error::ApiMisuse(ApiMisuse::OperationFinished)
+        );
+    }
+}
