@@ -339,6 +339,10 @@ impl KeySet {
     /// equals it byte for byte. Exactly one candidate ⇒ that key; none ⇒
     /// [`JoseError::NoMatchingKey`]; several ⇒ [`JoseError::AmbiguousKey`] (a token without
     /// `kid` is only accepted when exactly one key fits).
+    ///
+    /// Internal (its argument is the parsed JWS header): the key ring of [`crate::flow`] calls
+    /// it; public for the fuzz targets only.
+    #[doc(hidden)]
     pub fn select(&self, header: &Header) -> Result<&Jwk, JoseError> {
         let mut candidates = self.inner.keys.iter().filter(|k| k.fits(header));
         let first = candidates.next().ok_or(JoseError::NoMatchingKey)?;
