@@ -7,7 +7,7 @@ mod common;
 use authpi_idp::error::{ClaimError, TokenError};
 use authpi_idp::{
     AuthorizationRequest, Client, ClientAuth, Config, Error, LogoutRequest, OAuthErrorKind,
-    PrincipalType, RefreshOptions, RequestKind, TokenSet, TokenTypeHint, UnixTime,
+    Operation, PrincipalType, RefreshOptions, RequestKind, TokenSet, TokenTypeHint, UnixTime,
 };
 use authpi_idp_testkit::{Membership, jwt::decode_header};
 use common::{Env, Event, ISS, REFRESH, WEB_REDIRECT, claims_of, web_client, web_config};
@@ -1124,9 +1124,13 @@ fn create_agent_decides_refresh_at_the_first_poll() {
         .create_agent(tokens.clone(), RefreshOptions::new(), &keys)
         .unwrap();
     let early = env.now();
-    assert!(!op.refresh_due(early));
+    assert!(!op.refresh_due_at(early));
     let late = UnixTime(tokens.expires_at - 30); // inside the 60 s refresh buffer
-    assert!(op.refresh_due(late));
+    assert!(op.refresh_due_at(late));
+    assert!(
+        !op.refresh_due(),
+        "nothing is decided before the first poll"
+    );
     // Built and polled early: no refresh.
     let (r, trace) = env.run(
         client
@@ -1137,6 +1141,14 @@ fn create_agent_decides_refresh_at_the_first_poll() {
     assert_eq!(trace.events, vec![Event::Done]);
     // Built now, polled late: refreshes and persists the rotated set.
     env.advance(late.0 - early.0);
+    let mut probe = client
+        .create_agent(tokens.clone(), RefreshOptions::new(), &keys)
+        .unwrap();
+    assert!(matches!(
+        probe.poll(env.now()),
+        Ok(authpi_idp::Step::Send(out)) if matches!(out.kind, RequestKind::Refresh { .. })
+    ));
+    assert!(probe.refresh_due(), "decided by the first poll");
     let (r, trace) = env.run(op);
     assert!(r.unwrap().expires_at() > tokens.expires_at);
     assert!(

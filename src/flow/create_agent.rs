@@ -172,6 +172,8 @@ pub struct CreateAgent {
     identity: Identity,
     options: RefreshOptions,
     state: CreateAgentState,
+    /// The first `poll` decided to refresh.
+    refresh: bool,
     refreshed: bool,
     reverified: bool,
 }
@@ -179,6 +181,7 @@ pub struct CreateAgent {
 impl fmt::Debug for CreateAgent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CreateAgent")
+            .field("refresh", &self.refresh)
             .field("refreshed", &self.refreshed)
             .finish_non_exhaustive()
     }
@@ -211,16 +214,28 @@ impl CreateAgent {
             identity,
             options,
             state: CreateAgentState::Start,
+            refresh: false,
             refreshed: false,
             reverified: true,
         })
     }
 
-    /// Whether a refresh is due at `now`: forced ([`Client::refresh`]), or auto-refresh on
-    /// (the options, else the configuration) and the access token inside the refresh buffer.
-    /// The first `poll` decides with its own `now`.
+    /// Whether this operation had to refresh, as decided by its first `poll` (`false` before
+    /// it): forced ([`Client::refresh`]), or auto-refresh on and the access token inside the
+    /// refresh buffer at that poll's `now`. An error from `poll` while
+    /// `refresh_due() && !refreshed()` means fresh tokens could not be obtained: whatever failed
+    /// (no refresh token, the key-set prefetch, the token request or its validation), the
+    /// caller holds no usable tokens, which is when an adapter reports `on_refresh_error`.
     #[must_use]
-    pub fn refresh_due(&self, now: UnixTime) -> bool {
+    pub fn refresh_due(&self) -> bool {
+        self.refresh
+    }
+
+    /// Whether a refresh would be due at `now` (what the first `poll` decides with its `now`):
+    /// forced ([`Client::refresh`]), or auto-refresh on (the options, else the configuration)
+    /// and the access token inside the refresh buffer.
+    #[must_use]
+    pub fn refresh_due_at(&self, now: UnixTime) -> bool {
         let config = self.shared.client.config();
         let auto = self.options.auto_refresh.unwrap_or(config.auto_refresh);
         self.options.force_refresh || (auto && self.tokens.is_expired(now, config.refresh_buffer))
@@ -369,7 +384,8 @@ impl Operation for CreateAgent {
                 return Ok(step);
             }
             match std::mem::replace(&mut self.state, CreateAgentState::Finished) {
-                CreateAgentState::Start if self.refresh_due(now) => {
+                CreateAgentState::Start if self.refresh_due_at(now) => {
+                    self.refresh = true;
                     self.state = CreateAgentState::Refresh;
                 }
                 CreateAgentState::Refresh => {
