@@ -46,6 +46,38 @@ macro_rules! suite {
             async fn user_agent() {
                 cases::user_agent::<A>().await;
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn callback_mixing() {
+                cases::callback_mixing::<A>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn flight_key_covers_resources() {
+                cases::flight_key_covers_resources::<A>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn refresh_error_before_the_token_request() {
+                cases::refresh_error_before_the_token_request::<A>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn revoke_purges_the_grace_period() {
+                cases::revoke_purges_the_grace_period::<A>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn panicking_on_refresh_still_publishes() {
+                cases::panicking_on_refresh_still_publishes::<A>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn size_cap_without_content_length() {
+                cases::size_cap_without_content_length::<A>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn deadline_covers_a_trickled_body() {
+                cases::deadline_covers_a_trickled_body::<A>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn post_redirects_not_followed() {
+                cases::post_redirects_not_followed::<A>().await;
+            }
         }
     };
 }

@@ -108,7 +108,9 @@ pub type OnRefreshError = Arc<dyn Fn(&Error) + Send + Sync>;
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct CreateAgentOptions {
-    /// See [`OnRefresh`]. Under single-flight only the thread whose request went out calls it.
+    /// See [`OnRefresh`]. Under single-flight every caller's `on_refresh` runs with the same
+    /// rotated set (storing it is idempotent). The leader publishes the response before its
+    /// `on_refresh` runs, so a panicking or failing callback never strands the followers.
     pub on_refresh: Option<OnRefresh>,
     /// Fires only when a refresh was due and fresh tokens could not be obtained or persisted.
     pub on_refresh_error: Option<OnRefreshError>,
@@ -338,11 +340,12 @@ impl IdpClientSync {
         self.run(self.inner.client.userinfo(agent)?)
     }
 
-    /// RFC 7009 revocation.
+    /// RFC 7009 revocation. Also forgets any finished refresh that spent or produced `token`.
     ///
     /// # Errors
     /// A non-200 answer; transport failures.
     pub fn revoke_token(&self, token: &str, hint: Option<TokenTypeHint>) -> Result<(), Error> {
+        self.inner.forget_token(token);
         self.run(self.inner.client.revoke(token, hint)?)
     }
 
