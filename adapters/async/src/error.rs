@@ -26,6 +26,9 @@ pub enum TransportError {
     Io(Arc<dyn std::error::Error + Send + Sync>),
     /// The request could not be expressed for this HTTP library.
     InvalidRequest,
+    /// TLS could not be set up (unusable roots or configuration); names the problem, never a
+    /// certificate.
+    Tls(&'static str),
     /// Another caller's request, whose response this call was waiting for (single-flight),
     /// was cancelled before a response came back.
     Abandoned,
@@ -53,6 +56,7 @@ impl fmt::Display for TransportError {
             TransportError::Connect(_) => f.write_str("could not connect to the provider"),
             TransportError::Io(_) => f.write_str("the connection to the provider failed"),
             TransportError::InvalidRequest => f.write_str("the request could not be sent"),
+            TransportError::Tls(what) => write!(f, "TLS setup failed: {what}"),
             TransportError::Abandoned => {
                 f.write_str("the shared request was cancelled before it completed")
             }

@@ -37,11 +37,15 @@ mod client;
 pub mod driver;
 mod error;
 mod flight;
+mod tls;
 
 pub use client::{AsyncClient, CreateAgentOptions, OnRefresh, OnRefreshError};
 pub use driver::FlightOptions;
 pub use error::{BoxError, Error, TransportError};
 pub use flight::{DEFAULT_FOLLOW_TIMEOUT, DEFAULT_REFRESH_GRACE};
+pub use tls::TlsRoots;
+#[cfg(feature = "rustls")]
+pub use tls::rustls_config;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -121,13 +125,15 @@ pub trait DefaultTransport: Transport + Sized {
 }
 
 /// Settings every transport honours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TransportOptions {
     /// Total deadline per request (default [`DEFAULT_TIMEOUT`]).
     pub timeout: Duration,
     /// Largest response body accepted (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
     pub max_response_bytes: usize,
+    /// The TLS roots to trust (default: the compiled-in webpki roots).
+    pub roots: TlsRoots,
 }
 
 impl Default for TransportOptions {
@@ -135,6 +141,7 @@ impl Default for TransportOptions {
         TransportOptions {
             timeout: DEFAULT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            roots: TlsRoots::default(),
         }
     }
 }
@@ -150,6 +157,13 @@ impl TransportOptions {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the TLS roots to trust ([`TlsRoots::Os`], [`TlsRoots::from_pem`] …).
+    #[must_use]
+    pub fn roots(mut self, roots: TlsRoots) -> Self {
+        self.roots = roots;
         self
     }
 

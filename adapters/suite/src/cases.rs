@@ -721,3 +721,83 @@ pub async fn post_redirects_not_followed<A: Api>() {
         );
     }
 }
+
+/// A private CA (generated here) and a loopback HTTPS server whose certificate it signed,
+/// answering one request with `{"active":false}`. Returns the CA's PEM, the issuer URL and the
+/// server thread (it ends after one connection).
+pub fn private_ca_server() -> (String, String, std::thread::JoinHandle<()>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+    use std::io::{BufRead, BufReader, Write};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf_params.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut reader = BufReader::new(&mut tls);
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return, // e.g. the client refused our certificate
+                Ok(_) if line == "\r\n" => break,
+                Ok(_) => {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        let _ = std::io::Read::read_exact(&mut reader, &mut body);
+        let answer = b"{\"active\":false}";
+        let _ = write!(
+            tls,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            answer.len()
+        );
+        let _ = tls.write_all(answer);
+        let _ = tls.flush();
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    });
+    (ca.pem(), format!("https://127.0.0.1:{port}/i_tls"), server)
+}
+
+/// Issue #12 item 9: a provider behind a private CA. The default webpki roots refuse it; the
+/// CA given as custom roots (PEM) is trusted.
+pub async fn private_ca_roots<A: Api>() {
+    let (_, issuer, server) = private_ca_server();
+    let api: A = raw_client(&issuer, TransportOptions::default());
+    let err = api.introspect("tok".into(), None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport(TransportError::Connect(_) | TransportError::Io(_))
+        ),
+        "{err:?}"
+    );
+    server.join().unwrap();
+
+    let (ca_pem, issuer, server) = private_ca_server();
+    let roots = authpi_idp_async::TlsRoots::from_pem(ca_pem.as_bytes()).unwrap();
+    let api: A = raw_client(&issuer, TransportOptions::new().roots(roots));
+    let i = api.introspect("tok".into(), None).await.unwrap();
+    assert!(!i.active);
+    server.join().unwrap();
+}
