@@ -95,6 +95,7 @@ impl ReqwestTransport {
         options: TransportOptions,
     ) -> Result<Self, TransportError> {
         let client = builder
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(options.timeout)
             .user_agent(user_agent("reqwest"))
             .tls_backend_preconfigured(tls)

@@ -801,3 +801,80 @@ pub async fn private_ca_roots<A: Api>() {
     assert!(!i.active);
     server.join().unwrap();
 }
+
+/// A loopback proxy for one connection: a `CONNECT` tunnel (https) or an absolute-form
+/// request (http), forwarded to the origin. Returns its URL, and a thread that ends after the
+/// connection with the request line it saw.
+pub fn one_shot_proxy() -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        // Nobody connects (the client bypassed the proxy): stop by itself after a while.
+        listener.set_nonblocking(true).unwrap();
+        let start = std::time::Instant::now();
+        let client = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return String::new(),
+            }
+        };
+        client.set_nonblocking(false).unwrap();
+        let mut reader = BufReader::new(client.try_clone().unwrap());
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).unwrap();
+        let mut headers = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if !lower.starts_with("connection:") && !lower.starts_with("proxy-") {
+                headers.push(line);
+            }
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, target) = (parts.next().unwrap(), parts.next().unwrap().to_owned());
+        let mut client = client;
+        if method == "CONNECT" {
+            let mut origin = TcpStream::connect(&target).unwrap();
+            client
+                .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                .unwrap();
+            let (mut c2, mut o2) = (client.try_clone().unwrap(), origin.try_clone().unwrap());
+            let up = std::thread::spawn(move || {
+                let _ = std::io::copy(&mut reader, &mut o2);
+                let _ = o2.shutdown(std::net::Shutdown::Write);
+            });
+            let _ = std::io::copy(&mut origin, &mut c2);
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            let _ = up.join();
+        } else {
+            let url = url::Url::parse(&target).unwrap();
+            let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut origin = TcpStream::connect(addr).unwrap();
+            let path = &target[target.find(url.path()).unwrap()..];
+            write!(origin, "{method} {path} HTTP/1.1\r\n").unwrap();
+            for h in &headers {
+                origin.write_all(h.as_bytes()).unwrap();
+            }
+            origin.write_all(b"connection: close\r\n\r\n").unwrap();
+            origin.write_all(&body).unwrap();
+            let _ = std::io::copy(&mut origin, &mut client);
+            let _ = client.shutdown(std::net::Shutdown::Both);
+        }
+        request_line.trim_end().to_owned()
+    });
+    (format!("http://127.0.0.1:{port}"), handle)
+}

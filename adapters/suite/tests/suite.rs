@@ -155,3 +155,54 @@ async fn reqwest_from_builder_forces_no_redirects_and_the_user_agent() {
     );
     assert!(head.contains(&expected), "{head:?}");
 }
+
+/// Issue #12 item 9: hyper goes through the configured proxy: http in absolute form, https
+/// through a `CONNECT` tunnel with TLS end to end (the private CA's server behind it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hyper_goes_through_the_proxy() {
+    use authpi_idp_adapter_suite::cases;
+    use authpi_idp_async::{TlsRoots, rustls_config};
+    use authpi_idp_hyper::{HyperTransport, IdpClient, TransportOptions};
+    use hyper_util::client::proxy::matcher::Matcher;
+
+    // http: the testkit issuer, via the proxy.
+    let served = cases::served();
+    let (proxy, seen) = cases::one_shot_proxy();
+    let matcher = Matcher::builder().all(proxy).build();
+    let options = TransportOptions::default();
+    let transport =
+        HyperTransport::with_proxy(rustls_config(&options.roots).unwrap(), matcher, options)
+            .unwrap();
+    let api = IdpClient::with_transport(cases::web_config(&served), transport).unwrap();
+    served.with(authpi_idp_testkit::Issuer::reset_stats);
+    let i = api.introspect("tok", None).await.unwrap();
+    assert!(!i.active);
+    assert_eq!(
+        seen.join().unwrap(),
+        format!("POST {}/introspect HTTP/1.1", served.issuer_url())
+    );
+
+    // https: a CONNECT tunnel to the private-CA server; the proxy sees no HTTP inside.
+    let (ca_pem, issuer, server) = cases::private_ca_server();
+    let (proxy, seen) = cases::one_shot_proxy();
+    let options = TransportOptions::default().roots(TlsRoots::from_pem(ca_pem.as_bytes()).unwrap());
+    let matcher = Matcher::builder().all(proxy).build();
+    let transport =
+        HyperTransport::with_proxy(rustls_config(&options.roots).unwrap(), matcher, options)
+            .unwrap();
+    let config = authpi_idp::Config::builder(issuer.clone(), "client_web")
+        .client_secret("secret_web")
+        .build()
+        .unwrap();
+    let api = IdpClient::with_transport(config, transport).unwrap();
+    let i = api.introspect("tok", None).await.unwrap();
+    assert!(!i.active);
+    let authority = issuer
+        .trim_start_matches("https://")
+        .trim_end_matches("/i_tls");
+    assert_eq!(
+        seen.join().unwrap(),
+        format!("CONNECT {authority} HTTP/1.1")
+    );
+    server.join().unwrap();
+}
