@@ -16,7 +16,7 @@
 use crate::error::{BoxError, Error, TransportError};
 use crate::flight::{DEFAULT_CAPACITY, Flights, Join, Leader, Slot};
 use crate::{OnRefreshError, system_now};
-use authpi_idp::flow::Session;
+use authpi_idp::flow::{Discovered, Session};
 use authpi_idp::{
     Agent, Client, KeySet, Operation, RequestKind, SessionOptions, Step, TokenSet, UnixTime,
 };
@@ -189,6 +189,43 @@ impl<T> Shared<T> {
             retry: None,
             at: None,
         }
+    }
+}
+
+/// OpenID discovery, driven the same way by the async and the blocking client: [`Self::poll`]
+/// gives a request to send (hand the answer to [`Self::sent`]) or the discovered client.
+pub struct Discovery(authpi_idp::flow::Discover);
+
+impl Discovery {
+    /// Starts discovering the provider of `config`.
+    pub fn new(config: authpi_idp::Config) -> Self {
+        Discovery(Client::discover(config))
+    }
+
+    /// `Ok(Err(request))`: send it; `Ok(Ok(discovered))`: done.
+    ///
+    /// # Errors
+    /// Invalid metadata or JWKS.
+    pub fn poll(&mut self) -> Result<Result<Discovered, http::Request<Vec<u8>>>, Error> {
+        loop {
+            match self.0.poll(system_now())? {
+                Step::Send(out) => return Ok(Err(out.request)),
+                Step::Done(discovered) => return Ok(Ok(discovered)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Feeds the answer to the request of the last [`Self::poll`].
+    ///
+    /// # Errors
+    /// The transport error.
+    pub fn sent(
+        &mut self,
+        result: Result<http::Response<Vec<u8>>, TransportError>,
+    ) -> Result<(), Error> {
+        self.0.handle_response(result?);
+        Ok(())
     }
 }
 

@@ -39,7 +39,10 @@ mod error;
 mod flight;
 mod tls;
 
-pub use client::{AsyncClient, CreateAgentOptions, OnRefresh, OnRefreshError};
+pub use client::{
+    AsyncClient, BlockingCreateAgentOptions, BlockingOnRefresh, CreateAgentOptions, OnRefresh,
+    OnRefreshError, RefreshOptions,
+};
 pub use driver::FlightOptions;
 pub use error::{BoxError, Error, TransportError};
 pub use flight::{DEFAULT_FOLLOW_TIMEOUT, DEFAULT_REFRESH_GRACE};
