@@ -69,6 +69,93 @@ fn request_hash(request: &http::Request<Vec<u8>>) -> [u8; 32] {
 /// shared cache was updated from sending the same GET again.
 const JWKS_GRACE: Duration = Duration::from_secs(10);
 
+/// The spans of one operation and its requests (feature `tracing`; nothing otherwise).
+#[derive(Default)]
+struct Trace {
+    #[cfg(feature = "tracing")]
+    operation: Option<tracing::Span>,
+    #[cfg(feature = "tracing")]
+    request: Option<(tracing::Span, std::time::Instant)>,
+}
+
+/// How a request was carried out, for the request span.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+#[derive(Clone, Copy)]
+enum Flight {
+    /// Not a single-flight request.
+    None,
+    /// This caller sent it for everybody.
+    Led,
+    /// This caller waited for another's.
+    Joined,
+}
+
+impl Trace {
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn new(operation: &'static str) -> Self {
+        #[cfg(feature = "tracing")]
+        {
+            Trace {
+                operation: Some(tracing::info_span!("authpi_idp.operation", op = operation)),
+                request: None,
+            }
+        }
+        #[cfg(not(feature = "tracing"))]
+        Trace::default()
+    }
+
+    /// A request starts: method and path only (no query, no host, no header or body).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn request(&mut self, request: &http::Request<Vec<u8>>, kind: &RequestKind, flight: Flight) {
+        #[cfg(feature = "tracing")]
+        {
+            let kind = match kind {
+                RequestKind::Discovery => "discovery",
+                RequestKind::Jwks => "jwks",
+                RequestKind::AuthorizationCode => "authorization_code",
+                RequestKind::Refresh { .. } => "refresh",
+                RequestKind::ClientCredentials => "client_credentials",
+                RequestKind::UserInfo => "userinfo",
+                RequestKind::Revocation => "revocation",
+                RequestKind::Introspection => "introspection",
+                _ => "other",
+            };
+            let flight = match flight {
+                Flight::None => "none",
+                Flight::Led => "led",
+                Flight::Joined => "joined",
+            };
+            let parent = self.operation.as_ref().and_then(tracing::Span::id);
+            let span = tracing::info_span!(
+                parent: parent,
+                "authpi_idp.request",
+                method = %request.method(),
+                endpoint = request.uri().path(),
+                kind,
+                flight,
+                status = tracing::field::Empty,
+                error = tracing::field::Empty,
+                duration_ms = tracing::field::Empty,
+            );
+            self.request = Some((span, std::time::Instant::now()));
+        }
+    }
+
+    /// The request ended with `result`: status (or error kind) and duration; closes its span.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn response(&mut self, result: Result<u16, &TransportError>) {
+        #[cfg(feature = "tracing")]
+        if let Some((span, start)) = self.request.take() {
+            match result {
+                Ok(status) => span.record("status", status),
+                Err(e) => span.record("error", tracing::field::display(e)),
+            };
+            let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            span.record("duration_ms", ms);
+        }
+    }
+}
+
 /// Single-flight settings of a [`Shared`] state.
 #[derive(Clone, Copy, Debug)]
 pub struct FlightOptions {
@@ -179,7 +266,10 @@ impl<T> Shared<T> {
     /// Starts driving `op`. `on_refresh`: whether the caller has a callback to persist rotated
     /// tokens (without one, [`Action::Persist`] never comes).
     pub fn driver<O: Operation>(&self, op: O, on_refresh: bool) -> Driver<'_, T, O> {
+        let name = std::any::type_name::<O>();
+        let name = name.rsplit("::").next().unwrap_or(name);
         Driver {
+            trace: Trace::new(name),
             shared: self,
             op,
             on_refresh,
@@ -257,6 +347,7 @@ enum Pending {
 
 /// Runs one core operation over a [`Shared`] state.
 pub struct Driver<'a, T, O> {
+    trace: Trace,
     shared: &'a Shared<T>,
     op: O,
     on_refresh: bool,
@@ -284,7 +375,7 @@ impl<T, O: Operation> Driver<'_, T, O> {
             let now = self.at.take().unwrap_or_else(system_now);
             match self.op.poll(now)? {
                 Step::Send(out) => {
-                    return Ok(match out.kind {
+                    let action = match out.kind {
                         RequestKind::Refresh { token_hash } => {
                             let key = RefreshKey {
                                 token: token_hash,
@@ -294,18 +385,24 @@ impl<T, O: Operation> Driver<'_, T, O> {
                                 Join::Leader(leader) => {
                                     self.flight = Some(leader.slot());
                                     self.pending = Pending::LeadRefresh(leader);
+                                    self.trace.request(&out.request, &out.kind, Flight::Led);
                                     Action::Send(out.request)
                                 }
                                 Join::Follower(follower) => {
                                     self.flight = Some(follower.slot());
                                     self.pending = Pending::FollowRefresh;
+                                    self.trace.request(&out.request, &out.kind, Flight::Joined);
                                     Action::Wait(follower)
                                 }
                             }
                         }
                         RequestKind::Jwks => self.join_jwks(out.request),
-                        _ => Action::Send(out.request),
-                    });
+                        _ => {
+                            self.trace.request(&out.request, &out.kind, Flight::None);
+                            Action::Send(out.request)
+                        }
+                    };
+                    return Ok(action);
                 }
                 Step::Persist(tokens) => {
                     if let Some(flight) = &self.flight {
@@ -328,9 +425,13 @@ impl<T, O: Operation> Driver<'_, T, O> {
         match self.shared.jwks.join(()) {
             Join::Leader(leader) => {
                 self.pending = Pending::LeadJwks(leader);
+                self.trace
+                    .request(&request, &RequestKind::Jwks, Flight::Led);
                 Action::Send(request)
             }
             Join::Follower(follower) => {
+                self.trace
+                    .request(&request, &RequestKind::Jwks, Flight::Joined);
                 self.pending = Pending::FollowJwks(request);
                 Action::Wait(follower)
             }
@@ -364,6 +465,8 @@ impl<T, O: Operation> Driver<'_, T, O> {
         &mut self,
         result: Result<http::Response<Vec<u8>>, TransportError>,
     ) -> Result<(), Error> {
+        self.trace
+            .response(result.as_ref().map(|r| r.status().as_u16()));
         match result {
             Ok(response) => {
                 self.op.handle_response(response);
@@ -382,6 +485,7 @@ impl<T, O: Operation> Driver<'_, T, O> {
     pub fn followed(&mut self, outcome: Result<Arc<Outcome>, TransportError>) -> Result<(), Error> {
         match (mem::replace(&mut self.pending, Pending::Nothing), outcome) {
             (Pending::FollowJwks(request), Err(TransportError::Abandoned)) => {
+                self.trace.response(Err(&TransportError::Abandoned));
                 self.retry = Some(request);
                 Ok(())
             }
