@@ -143,15 +143,10 @@ impl Client {
     }
 
     /// A client with provider metadata obtained elsewhere (discovery done earlier, or metadata
-    /// imported from storage). The metadata's issuer must match the configured one (one
-    /// trailing slash tolerated).
+    /// imported from storage). The metadata's issuer must equal the configured one, or be it
+    /// without its one trailing slash (only the configuration may differ by a slash).
     pub fn with_metadata(config: Config, metadata: ProviderMetadata) -> Result<Client, Error> {
-        let configured = config.issuer.strip_suffix('/').unwrap_or(&config.issuer);
-        let found = metadata
-            .issuer()
-            .strip_suffix('/')
-            .unwrap_or(metadata.issuer());
-        if configured != found {
+        if !crate::provider::issuer_matches_configured(metadata.issuer(), &config.issuer) {
             return Err(DiscoveryError::IssuerMismatch.into());
         }
         let algorithms = config.algorithms.intersect(metadata.signing_algorithms());

@@ -71,6 +71,19 @@ pub enum Error {
     /// An operation was driven out of order (e.g. `poll` after `Done`).
     #[error("API misuse: {0}")]
     Usage(&'static str),
+    /// The request to this endpoint got no response (the driver called
+    /// [`Operation::handle_transport_error`](crate::Operation::handle_transport_error)); a
+    /// driver replaces it with its own, more detailed transport error.
+    #[error("no response from the {endpoint} endpoint")]
+    NoResponse {
+        /// The endpoint the request was for.
+        endpoint: Endpoint,
+    },
+    /// A stored token set with a refresh token has neither an ID token nor a `subject_hint`:
+    /// nothing pins its subject, so UserInfo's `sub` could not be checked. The SDK never
+    /// stores such a set; the user must log in again.
+    #[error("the stored token set names no subject (no id_token and no subject_hint)")]
+    UnpinnedSubject,
 }
 
 impl Error {
@@ -80,7 +93,8 @@ impl Error {
     /// unknown code). Local failures use: `configuration_error`, `invalid_state`, `invalid_issuer`,
     /// `invalid_request` (malformed callback), `missing_code`, `invalid_nonce`, `invalid_id_token`,
     /// `invalid_token`, `invalid_response`, `token_expired`, `subject_mismatch`, `unsupported`,
-    /// `http_error` and `rate_limited` (a bare 429).
+    /// `http_error`, `rate_limited` (a bare 429), `transport_error` (no response) and
+    /// `invalid_token_set` (a stored set that pins no subject).
     #[must_use]
     pub fn code(&self) -> &str {
         match self {
@@ -89,6 +103,7 @@ impl Error {
             Error::Status { status: 429, .. } => "rate_limited",
             Error::Status { .. } => "http_error",
             Error::Callback(e) => e.code(),
+            Error::Jwks(JwksError::ForeignProvider) => "configuration_error",
             Error::Response { .. } | Error::Jwks(_) => "invalid_response",
             Error::IdToken(TokenError::Claim(
                 ClaimError::NonceMismatch | ClaimError::MissingNonce,
@@ -99,6 +114,8 @@ impl Error {
             Error::SubjectMismatch { .. } => "subject_mismatch",
             Error::Unsupported(_) => "unsupported",
             Error::Usage(_) => "invalid_usage",
+            Error::NoResponse { .. } => "transport_error",
+            Error::UnpinnedSubject => "invalid_token_set",
         }
     }
 

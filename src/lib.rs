@@ -88,7 +88,9 @@
 //! (ES256, EdDSA/Ed25519, RS256, PS256; never `none`, never HMAC), then `iss` (exact), `aud`
 //! (our client id; extra audiences only when trusted), `azp`, `exp`/`iat`/`nbf` with a 60 s
 //! leeway, `nonce` (constant time), `at_hash` when present, `auth_time` when `max_age` was sent.
-//! Refreshed ID tokens must keep `iss`, `sub`, `aud` (and `nonce` when present). Access tokens
+//! Refreshed ID tokens must keep `iss`, `sub`, `aud` (and `azp`, `nonce`, `auth_time` when
+//! present); a refreshed ID token whose key cannot be fetched never costs the rotated tokens
+//! (see the no-verdict rule in [`manual`] and [`Agent::identity_reverified`]). Access tokens
 //! presented to an API are verified per RFC 9068 by [`Client::validate_access_token`].
 //! Stored token sets are trusted as your own storage: `create_agent` decodes a stored ID token
 //! (checking its `iss` and `aud`) without re-verifying the signature.

@@ -738,20 +738,124 @@ mod never_panics {
             }
         }
 
+        /// Structured headers (every member the rules look at, with right and wrong types,
+        /// plus unknown members and duplicated names) against a model of the header rules; a
+        /// header that parses never verifies a random signature.
         #[test]
-        fn parse_arbitrary_headers(header in proptest::collection::vec(any::<u8>(), 0..120),
-                                   sig in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let token = format!("{}.{}.{}", b64(&header), b64(b"{}"), b64(&sig));
-            if let Ok(jws) = Jws::parse(&token) {
-                let key = TestKey::generate(Algorithm::Es256, None);
-                prop_assert!(jws.verify(&keyset(&[&key]), AlgorithmSet::ALL).is_err());
+        fn parse_arbitrary_headers(
+            alg in prop_oneof![
+                Just(Some(json!("ES256"))), Just(Some(json!("EdDSA"))), Just(Some(json!("Ed25519"))),
+                Just(Some(json!("RS256"))), Just(Some(json!("PS256"))), Just(Some(json!("none"))),
+                Just(Some(json!("NoNe"))), Just(Some(json!("HS256"))), Just(Some(json!("hs512"))),
+                Just(Some(json!("es256"))), Just(Some(json!("RS384"))), Just(Some(json!(""))),
+                Just(Some(json!(256))), Just(Some(json!(null))), Just(Some(json!(["ES256"]))),
+                Just(None),
+            ],
+            kid in prop_oneof![
+                Just(None), Just(Some(json!("k1"))), Just(Some(json!(""))), Just(Some(json!(1))),
+                Just(Some(json!(null))), Just(Some(json!({"a": 1}))),
+            ],
+            typ in prop_oneof![
+                Just(None), Just(Some(json!("JWT"))), Just(Some(json!("at+jwt"))),
+                Just(Some(json!(false))), Just(Some(json!(["JWT"]))),
+            ],
+            crit in any::<bool>(),
+            extra in proptest::option::of("[a-z]{1,6}"),
+            duplicate in proptest::option::of(0usize..4),
+            sig in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut members: Vec<(String, serde_json::Value)> = Vec::new();
+            for (name, v) in [("alg", &alg), ("kid", &kid), ("typ", &typ)] {
+                if let Some(v) = v {
+                    members.push((name.to_owned(), v.clone()));
+                }
+            }
+            if crit {
+                members.push(("crit".to_owned(), json!(["exp"])));
+            }
+            if let Some(name) = &extra {
+                // jku/x5u/jwk/x5c and anything unknown are ignored.
+                members.push((format!("x-{name}"), json!(name)));
+                members.push(("jku".to_owned(), json!("https://evil.example/jwks")));
+            }
+            let duplicated = duplicate
+                .and_then(|i| members.get(i % members.len().max(1)).cloned());
+            if let Some(d) = &duplicated {
+                members.push(d.clone());
+            }
+            let text = format!(
+                "{{{}}}",
+                members
+                    .iter()
+                    .map(|(k, v)| format!("{}:{v}", json!(k)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let token = format!("{}.{}.{}", b64(text.as_bytes()), b64(b"{}"), b64(&sig));
+            // The model.
+            let expected: Result<Algorithm, ()> = (|| {
+                if duplicated.is_some() || crit {
+                    return Err(());
+                }
+                let name = alg.as_ref().and_then(|a| a.as_str()).ok_or(())?;
+                let alg = Algorithm::from_name(name).ok_or(())?;
+                for v in [&kid, &typ].into_iter().flatten() {
+                    if !v.is_string() {
+                        return Err(());
+                    }
+                }
+                Ok(alg)
+            })();
+            match (Jws::parse(&token), expected) {
+                (Ok(jws), Ok(alg)) => {
+                    prop_assert_eq!(jws.header().alg, alg);
+                    prop_assert_eq!(
+                        jws.header().kid.as_deref(),
+                        kid.as_ref().and_then(|k| k.as_str())
+                    );
+                    prop_assert_eq!(
+                        jws.header().typ.as_deref(),
+                        typ.as_ref().and_then(|t| t.as_str())
+                    );
+                    let key = TestKey::generate(Algorithm::Es256, Some("k1"));
+                    prop_assert!(jws.verify(&keyset(&[&key]), AlgorithmSet::ALL).is_err());
+                }
+                (Err(e), Err(())) => {
+                    let name = alg.as_ref().and_then(|a| a.as_str()).unwrap_or_default();
+                    if duplicated.is_none() && !crit && name.eq_ignore_ascii_case("none") {
+                        prop_assert_eq!(e, JoseError::AlgNone);
+                    } else if duplicated.is_none() && !crit && name.eq_ignore_ascii_case("hs256")
+                        || duplicated.is_none() && !crit && name.eq_ignore_ascii_case("hs512")
+                    {
+                        prop_assert_eq!(e, JoseError::Hmac);
+                    }
+                }
+                (got, want) => {
+                    prop_assert!(false, "{text}: parsed {:?}, model {want:?}", got.map(|j| j.header().clone()));
+                }
             }
         }
 
+        /// `at_hash` against an independent model (OIDC Core §3.1.3.6: base64url of the left
+        /// half of the hash named by the algorithm, computed here with ring's digest and the
+        /// base64 crate's standard URL-safe engine), and a one-character change never matches.
         #[test]
-        fn at_hash_matches_itself(token in ".{0,100}") {
+        fn at_hash_matches_an_independent_model(token in ".{0,100}", flip in 0usize..64) {
+            use base64::Engine as _;
             for alg in Algorithm::ALL {
-                prop_assert!(at_hash_matches(alg, &token, &alg.at_hash(&token)));
+                let (hash, half) = match alg {
+                    Algorithm::EdDsa => (&ring::digest::SHA512, 32),
+                    _ => (&ring::digest::SHA256, 16),
+                };
+                let digest = ring::digest::digest(hash, token.as_bytes());
+                let model = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(&digest.as_ref()[..half]);
+                prop_assert!(at_hash_matches(alg, &token, &model), "{alg}");
+                let mut other = model.clone().into_bytes();
+                let i = flip % other.len();
+                other[i] = if other[i] == b'A' { b'B' } else { b'A' };
+                let other = String::from_utf8(other).unwrap();
+                prop_assert!(!at_hash_matches(alg, &token, &other), "{alg}");
             }
         }
     }

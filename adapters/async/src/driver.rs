@@ -63,11 +63,39 @@ fn request_hash(request: &http::Request<Vec<u8>>) -> [u8; 32] {
     out
 }
 
-/// How long a fetched JWKS answers other callers: well under the core's refetch cooldown
-/// ([`authpi_idp::jwks::REFETCH_COOLDOWN`], 60 s), so it never hides a key the core would
-/// have been allowed to fetch; it only saves callers that took their key snapshot before the
-/// shared cache was updated from sending the same GET again.
-const JWKS_GRACE: Duration = Duration::from_secs(10);
+/// The JWKS response that produced the cached key set, and when it was received.
+struct Fetched {
+    parts: http::response::Parts,
+    body: Vec<u8>,
+    received_at: UnixTime,
+}
+
+impl Fetched {
+    fn of(response: &http::Response<Vec<u8>>, received_at: UnixTime) -> Self {
+        let (parts, _) = http::Response::new(()).into_parts();
+        let mut copy = Fetched {
+            parts,
+            body: response.body().clone(),
+            received_at,
+        };
+        copy.parts.status = response.status();
+        copy.parts.version = response.version();
+        copy.parts.headers = response.headers().clone();
+        copy
+    }
+
+    fn response(&self) -> http::Response<Vec<u8>> {
+        http::Response::from_parts(self.parts.clone(), self.body.clone())
+    }
+}
+
+/// The key cache: the newest key set, a generation counter bumped on every update, and the
+/// JWKS response behind it.
+struct KeyCache {
+    keys: KeySet,
+    generation: u64,
+    fetched: Option<Arc<Fetched>>,
+}
 
 /// The spans of one operation and its requests (feature `tracing`; nothing otherwise).
 #[derive(Default)]
@@ -183,7 +211,7 @@ pub struct Shared<T> {
     pub client: Client,
     /// The HTTP transport.
     pub transport: T,
-    keys: RwLock<KeySet>,
+    keys: RwLock<KeyCache>,
     refreshes: Flights<RefreshKey>,
     jwks: Flights<()>,
 }
@@ -212,9 +240,13 @@ impl<T> Shared<T> {
         Shared {
             client,
             transport,
-            keys: RwLock::new(keys),
+            keys: RwLock::new(KeyCache {
+                keys,
+                generation: 0,
+                fetched: None,
+            }),
             refreshes: Flights::new(flights.grace, flights.wait, flights.capacity),
-            jwks: Flights::new(JWKS_GRACE, flights.wait, 1),
+            jwks: Flights::new(Duration::ZERO, flights.wait, 1),
         }
     }
 
@@ -223,14 +255,31 @@ impl<T> Shared<T> {
         self.keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .keys
             .clone()
     }
 
-    /// Keeps the newer of `keys` and the cached set.
-    fn store_keys(&self, keys: KeySet) {
-        let mut current = self.keys.write().unwrap_or_else(PoisonError::into_inner);
-        if keys.fetched_at() >= current.fetched_at() {
-            *current = keys;
+    fn key_generation(&self) -> u64 {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+    }
+
+    /// The JWKS response behind the cache, if the cache changed after `generation`.
+    fn fetched_since(&self, generation: u64) -> Option<(u64, Arc<Fetched>)> {
+        let cache = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let fetched = cache.fetched.as_ref()?;
+        (cache.generation > generation).then(|| (cache.generation, Arc::clone(fetched)))
+    }
+
+    /// Keeps the newer of `keys` and the cached set (with the response it came from).
+    fn store_keys(&self, keys: KeySet, fetched: Option<Fetched>) {
+        let mut cache = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if keys.fetched_at() >= cache.keys.fetched_at() {
+            cache.keys = keys;
+            cache.generation = cache.generation.wrapping_add(1);
+            cache.fetched = fetched.map(Arc::new);
         }
     }
 
@@ -277,6 +326,9 @@ impl<T> Shared<T> {
             flight: None,
             persisting: None,
             retry: None,
+            failure: None,
+            generation: self.key_generation(),
+            jwks_fetched: None,
             at: None,
         }
     }
@@ -314,6 +366,7 @@ impl Discovery {
         &mut self,
         result: Result<http::Response<Vec<u8>>, TransportError>,
     ) -> Result<(), Error> {
+        // Discovery cannot go on without an answer: the transport error is the better report.
         self.0.handle_response(result?);
         Ok(())
     }
@@ -358,6 +411,12 @@ pub struct Driver<'a, T, O> {
     persisting: Option<TokenSet>,
     /// A JWKS request to send again: the fetch this caller followed was abandoned.
     retry: Option<http::Request<Vec<u8>>>,
+    /// The transport error of the last request, reported if the core answers `NoResponse`.
+    failure: Option<TransportError>,
+    /// The key cache's generation this operation's key snapshot may predate.
+    generation: u64,
+    /// The JWKS response this operation received, for the cache it updates.
+    jwks_fetched: Option<Fetched>,
     /// The `now` for the next poll: the time the shared refresh response was received.
     at: Option<UnixTime>,
 }
@@ -373,7 +432,15 @@ impl<T, O: Operation> Driver<'_, T, O> {
         }
         loop {
             let now = self.at.take().unwrap_or_else(system_now);
-            match self.op.poll(now)? {
+            let step = self
+                .op
+                .poll(now)
+                .map_err(|e| match (e, self.failure.take()) {
+                    (authpi_idp::Error::NoResponse { .. }, Some(t)) => Error::Transport(t),
+                    (e, _) => Error::Idp(e),
+                })?;
+            self.failure = None;
+            match step {
                 Step::Send(out) => {
                     let action = match out.kind {
                         RequestKind::Refresh { token_hash } => {
@@ -396,7 +463,19 @@ impl<T, O: Operation> Driver<'_, T, O> {
                                 }
                             }
                         }
-                        RequestKind::Jwks => self.join_jwks(out.request),
+                        RequestKind::Jwks => {
+                            // The cache changed since this operation took its key snapshot:
+                            // answer with the response behind it instead of fetching again.
+                            if let Some((generation, fetched)) =
+                                self.shared.fetched_since(self.generation)
+                            {
+                                self.generation = generation;
+                                self.at = Some(fetched.received_at);
+                                self.op.handle_response(fetched.response());
+                                continue;
+                            }
+                            self.join_jwks(out.request)
+                        }
                         _ => {
                             self.trace.request(&out.request, &out.kind, Flight::None);
                             Action::Send(out.request)
@@ -414,7 +493,9 @@ impl<T, O: Operation> Driver<'_, T, O> {
                         return Ok(Action::Persist(tokens));
                     }
                 }
-                Step::KeysRefreshed(keys) => self.shared.store_keys(keys),
+                Step::KeysRefreshed(keys) => {
+                    self.shared.store_keys(keys, self.jwks_fetched.take());
+                }
                 Step::Done(output) => return Ok(Action::Done(output)),
                 _ => {}
             }
@@ -454,7 +535,13 @@ impl<T, O: Operation> Driver<'_, T, O> {
                 self.at = Some(received);
                 leader.received(result, received)
             }
-            Pending::LeadJwks(leader) => leader.received(result, system_now()),
+            Pending::LeadJwks(leader) => {
+                let received = system_now();
+                if let Ok(response) = &result {
+                    self.jwks_fetched = Some(Fetched::of(response, received));
+                }
+                leader.received(result, received)
+            }
             _ => result,
         };
         self.respond(result)
@@ -468,12 +555,16 @@ impl<T, O: Operation> Driver<'_, T, O> {
         self.trace
             .response(result.as_ref().map(|r| r.status().as_u16()));
         match result {
-            Ok(response) => {
-                self.op.handle_response(response);
-                Ok(())
+            Ok(response) => self.op.handle_response(response),
+            Err(e) => {
+                // The core decides what no response means (a refresh whose JWKS refetch got
+                // none still hands out the rotated tokens); `poll` goes on or answers
+                // `NoResponse`, which `poll` replaces with this transport error.
+                self.op.handle_transport_error();
+                self.failure = Some(e);
             }
-            Err(e) => Err(Error::Transport(e)),
         }
+        Ok(())
     }
 
     /// Feeds the leader's outcome after [`Action::Wait`]. A JWKS fetch whose leader gave up
@@ -492,6 +583,13 @@ impl<T, O: Operation> Driver<'_, T, O> {
             (Pending::FollowRefresh, Ok(outcome)) => {
                 self.at = Some(outcome.received_at);
                 self.respond(outcome.to_response())
+            }
+            (Pending::FollowJwks(_), Ok(outcome)) => {
+                let response = outcome.to_response();
+                if let Ok(r) = &response {
+                    self.jwks_fetched = Some(Fetched::of(r, outcome.received_at));
+                }
+                self.respond(response)
             }
             (_, outcome) => self.respond(outcome.and_then(|o| o.to_response())),
         }

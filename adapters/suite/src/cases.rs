@@ -246,8 +246,8 @@ pub async fn single_flight_refresh<A: Api>() {
 }
 
 /// Concurrent JWKS fetches share one request. Independent of timing: a caller that starts
-/// after the fetch has the keys already or, if it took its key snapshot before, is answered
-/// from the JWKS flight's short grace period.
+/// after the fetch has the keys already or, if it took its key snapshot before the cache was
+/// updated, is answered with the response behind the cache, never a second GET.
 pub async fn single_flight_jwks<A: Api>() {
     let served = served();
     let api: A = client(&served);
