@@ -336,3 +336,39 @@ async fn a_late_jwks_request_reuses_the_response_behind_the_cache() {
     }
     assert_eq!(w.issuer.lock().unwrap().stats().jwks_requests, 0);
 }
+
+/// Issue #12 item 3: the leader's `on_refresh` is outside the followers' wait. Here it blocks
+/// until the follower has its answer (as a pool of one connection would make it): the
+/// follower still gets the rotated set instead of waiting for the leader's callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_do_not_wait_for_the_leaders_on_refresh() {
+    let mut w = world();
+    let c = client(&w, FlightOptions::default()).with_spawner(TokioHook);
+    let old = login(&w, &c).await;
+    *w.mem.hold.lock().unwrap() = Some("/token");
+    let gate = Arc::new(Semaphore::new(0));
+    let leader_options = CreateAgentOptions::new().on_refresh({
+        let gate = gate.clone();
+        move |_| {
+            let gate = gate.clone();
+            async move {
+                gate.acquire().await.unwrap().forget();
+                Ok::<(), Error>(())
+            }
+        }
+    });
+    let leader = tokio::spawn({
+        let (c, old) = (c.clone(), old.clone());
+        async move { c.refresh(old, leader_options).await }
+    });
+    w.arrived.recv().await.unwrap();
+    let follower = tokio::spawn({
+        let (c, old) = (c.clone(), old.clone());
+        async move { c.refresh(old, CreateAgentOptions::new()).await }
+    });
+    w.mem.release.add_permits(1);
+    let followed = follower.await.unwrap().unwrap();
+    gate.add_permits(1); // only now may the leader's callback return
+    let led = leader.await.unwrap().unwrap();
+    assert_eq!(followed.tokens(), led.tokens());
+}

@@ -779,8 +779,8 @@ pub fn private_ca_server() -> (String, String, std::thread::JoinHandle<()>) {
     (ca.pem(), format!("https://127.0.0.1:{port}/i_tls"), server)
 }
 
-/// Issue #12 item 9: a provider behind a private CA. The default webpki roots refuse it; the
-/// CA given as custom roots (PEM) is trusted.
+/// Issue #12 item 9: a provider behind a private CA. The default webpki roots and the OS trust
+/// store refuse it; the CA given as custom roots (PEM) is trusted.
 pub async fn private_ca_roots<A: Api>() {
     let (_, issuer, server) = private_ca_server();
     let api: A = raw_client(&issuer, TransportOptions::default());
@@ -792,6 +792,14 @@ pub async fn private_ca_roots<A: Api>() {
         ),
         "{err:?}"
     );
+    server.join().unwrap();
+
+    // The OS trust store loads (this machine has one) and does not know the private CA.
+    let os = authpi_idp_async::TlsRoots::Os;
+    assert!(!os.certificates().unwrap().unwrap().is_empty());
+    let (_, issuer, server) = private_ca_server();
+    let api: A = raw_client(&issuer, TransportOptions::new().roots(os));
+    assert!(api.introspect("tok".into(), None).await.is_err());
     server.join().unwrap();
 
     let (ca_pem, issuer, server) = private_ca_server();

@@ -6,7 +6,12 @@
 //! deadline per request (30 s default), bodies capped while read (1 MiB default),
 //! `User-Agent: authpi-idp-rs/<version> (ureq)`, nothing retried, a shared key cache, and
 //! single-flight refresh (with a grace period) and JWKS fetches across threads
-//! (`Mutex` + `Condvar`). Error types are shared with `authpi-idp-async`.
+//! (`Mutex` + `Condvar`, bounded waits), with the same contract as the async clients: every
+//! thread's `on_refresh` runs, and the leader publishes the response before its own
+//! `on_refresh`, so a panicking or failing callback (or an early return) never strands the
+//! other threads or loses the rotation (a blocking call cannot be cancelled from outside).
+//! TLS trusts [`TransportOptions::roots`]; proxies come from the environment as ureq reads
+//! them. Error types, options and the driver are shared with `authpi-idp-async`.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
