@@ -279,7 +279,10 @@ impl<T> Shared<T> {
         if keys.fetched_at() >= cache.keys.fetched_at() {
             cache.keys = keys;
             cache.generation = cache.generation.wrapping_add(1);
-            cache.fetched = fetched.map(Arc::new);
+            // Keys absorbed from the cached response itself (or a failed attempt) keep it.
+            if let Some(fetched) = fetched {
+                cache.fetched = Some(Arc::new(fetched));
+            }
         }
     }
 
@@ -329,6 +332,7 @@ impl<T> Shared<T> {
             failure: None,
             generation: self.key_generation(),
             jwks_fetched: None,
+            jwks_leader: None,
             at: None,
         }
     }
@@ -417,6 +421,8 @@ pub struct Driver<'a, T, O> {
     generation: u64,
     /// The JWKS response this operation received, for the cache it updates.
     jwks_fetched: Option<Fetched>,
+    /// The JWKS flight this operation leads, published once the cache is updated.
+    jwks_leader: Option<Leader<()>>,
     /// The `now` for the next poll: the time the shared refresh response was received.
     at: Option<UnixTime>,
 }
@@ -428,17 +434,24 @@ impl<T, O: Operation> Driver<'_, T, O> {
     /// The operation's error.
     pub fn poll(&mut self) -> Result<Action<O::Output>, Error> {
         if let Some(request) = self.retry.take() {
-            return Ok(self.join_jwks(request));
+            if let Some(action) = self.join_jwks(request) {
+                return Ok(action);
+            }
         }
         loop {
             let now = self.at.take().unwrap_or_else(system_now);
-            let step = self
-                .op
-                .poll(now)
-                .map_err(|e| match (e, self.failure.take()) {
-                    (authpi_idp::Error::NoResponse { .. }, Some(t)) => Error::Transport(t),
-                    (e, _) => Error::Idp(e),
-                })?;
+            let step = self.op.poll(now);
+            if let Ok(Step::KeysRefreshed(keys)) = &step {
+                self.shared
+                    .store_keys(keys.clone(), self.jwks_fetched.take());
+            }
+            if let Some(leader) = self.jwks_leader.take() {
+                leader.publish();
+            }
+            let step = step.map_err(|e| match (e, self.failure.take()) {
+                (authpi_idp::Error::NoResponse { .. }, Some(t)) => Error::Transport(t),
+                (e, _) => Error::Idp(e),
+            })?;
             self.failure = None;
             match step {
                 Step::Send(out) => {
@@ -463,19 +476,10 @@ impl<T, O: Operation> Driver<'_, T, O> {
                                 }
                             }
                         }
-                        RequestKind::Jwks => {
-                            // The cache changed since this operation took its key snapshot:
-                            // answer with the response behind it instead of fetching again.
-                            if let Some((generation, fetched)) =
-                                self.shared.fetched_since(self.generation)
-                            {
-                                self.generation = generation;
-                                self.at = Some(fetched.received_at);
-                                self.op.handle_response(fetched.response());
-                                continue;
-                            }
-                            self.join_jwks(out.request)
-                        }
+                        RequestKind::Jwks => match self.join_jwks(out.request) {
+                            Some(action) => action,
+                            None => continue,
+                        },
                         _ => {
                             self.trace.request(&out.request, &out.kind, Flight::None);
                             Action::Send(out.request)
@@ -493,28 +497,40 @@ impl<T, O: Operation> Driver<'_, T, O> {
                         return Ok(Action::Persist(tokens));
                     }
                 }
-                Step::KeysRefreshed(keys) => {
-                    self.shared.store_keys(keys, self.jwks_fetched.take());
-                }
+                Step::KeysRefreshed(_) => {} // stored above, before the flight was published
                 Step::Done(output) => return Ok(Action::Done(output)),
                 _ => {}
             }
         }
     }
 
-    fn join_jwks(&mut self, request: http::Request<Vec<u8>>) -> Action<O::Output> {
+    /// Leads or follows the JWKS fetch, or (`None`) answers the operation from the cache:
+    /// when this caller would lead but the key cache changed since the operation took its
+    /// snapshot, the response behind the cache is the answer (published to anybody who
+    /// joined meanwhile). The check comes after joining: a leader stores the keys before it
+    /// removes its flight, so a caller that finds no flight finds the new cache.
+    fn join_jwks(&mut self, request: http::Request<Vec<u8>>) -> Option<Action<O::Output>> {
         match self.shared.jwks.join(()) {
             Join::Leader(leader) => {
+                if let Some((generation, fetched)) = self.shared.fetched_since(self.generation) {
+                    self.generation = generation;
+                    self.at = Some(fetched.received_at);
+                    let response = leader.received(Ok(fetched.response()), fetched.received_at);
+                    if let Ok(response) = response {
+                        self.op.handle_response(response);
+                    }
+                    return None;
+                }
                 self.pending = Pending::LeadJwks(leader);
                 self.trace
                     .request(&request, &RequestKind::Jwks, Flight::Led);
-                Action::Send(request)
+                Some(Action::Send(request))
             }
             Join::Follower(follower) => {
                 self.trace
                     .request(&request, &RequestKind::Jwks, Flight::Joined);
                 self.pending = Pending::FollowJwks(request);
-                Action::Wait(follower)
+                Some(Action::Wait(follower))
             }
         }
     }
@@ -535,12 +551,16 @@ impl<T, O: Operation> Driver<'_, T, O> {
                 self.at = Some(received);
                 leader.received(result, received)
             }
-            Pending::LeadJwks(leader) => {
+            Pending::LeadJwks(mut leader) => {
                 let received = system_now();
                 if let Ok(response) = &result {
                     self.jwks_fetched = Some(Fetched::of(response, received));
                 }
-                leader.received(result, received)
+                let result = leader.record(result, received);
+                // Published at the next poll, once the key cache holds the keys: a caller
+                // that finds no flight then finds the new cache generation instead.
+                self.jwks_leader = Some(leader);
+                result
             }
             _ => result,
         };

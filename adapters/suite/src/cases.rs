@@ -62,7 +62,6 @@ fn counter_hooks() -> (
         on_refresh_error: Some(Arc::new(move |_| {
             e.fetch_add(1, Ordering::SeqCst);
         })),
-        resources: Vec::new(),
     };
     (hooks, ok, err, seen)
 }
@@ -400,7 +399,6 @@ pub async fn provider_errors<A: Api>() {
         on_refresh_error: Some(Arc::new(move |_| {
             ec.fetch_add(1, Ordering::SeqCst);
         })),
-        resources: Vec::new(),
     };
     let e = api.refresh(fresh.clone(), hooks).await.unwrap_err();
     assert!(matches!(e, Error::Callback { .. }), "{e:?}");
@@ -517,11 +515,8 @@ pub async fn flight_key_covers_resources<A: Api>() {
     let old = expired(login(&served, &api).await.into_tokens());
     served.with(Issuer::reset_stats);
     let plain = api.refresh(old.clone(), Hooks::default()).await.unwrap();
-    let hooks = Hooks {
-        resources: vec!["https://api.b.example".into()],
-        ..Hooks::default()
-    };
-    let other = api.refresh(old, hooks).await;
+    let resources = vec!["https://api.b.example".to_owned()];
+    let other = api.refresh_for(old, Hooks::default(), resources).await;
     assert_eq!(
         served.stats().refresh_requests,
         2,
