@@ -17,6 +17,8 @@
 # 10-50 % on their path. A toolchain or dependency update (rustc, serde_json, ring) can move
 # counts by a few percent; then inspect and re-run with --update in the same commit as the
 # update, saying why in the message. PERF_GATE_THRESHOLD overrides the percentage.
+# PERF_GATE_CARGO_FLAGS (e.g. "--no-default-features --features rustcrypto") counts another crypto
+# backend against the (ring) baseline: a comparison for reading, not a gate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +39,8 @@ if ! command -v valgrind >/dev/null 2>&1; then
     }
 fi
 
-cargo build --release --locked -q -p authpi-idp-bench-gate
+# shellcheck disable=SC2086 # word splitting of the flags is wanted
+cargo build --release --locked -q -p authpi-idp-bench-gate ${PERF_GATE_CARGO_FLAGS:-}
 bin=target/release/gate
 "$bin" check >/dev/null
 

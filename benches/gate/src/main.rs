@@ -36,12 +36,14 @@ const NOW: UnixTime = UnixTime(1_767_312_100);
 const JOINED_AT: u64 = 1_767_312_000;
 
 /// The measured paths and how many times each runs under callgrind.
-const PATHS: [(&str, usize); 9] = [
+const PATHS: [(&str, usize); 11] = [
     ("exchange_es256", 20),
     ("exchange_eddsa", 20),
     ("exchange_rs256", 20),
     ("rebuild_2_orgs", 50),
     ("rebuild_50_orgs", 20),
+    ("typed_parse_2_orgs", 50),
+    ("typed_parse_50_orgs", 20),
     ("has_access_in_granted_1000_orgs", 5000),
     ("has_access_in_denied_1000_orgs", 5000),
     ("has_access_in_granted_1_org", 5000),
@@ -361,6 +363,55 @@ fn rebuild(client: &Client, keys: &KeySet, stored: &str) -> Agent {
     }
 }
 
+/// The stored session as plain serde types: the yardstick for the rebuild (the issue's
+/// "≤ 1.5 × serde_json parsing the same bytes into a typed struct").
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct StoredSession {
+    access_token: String,
+    token_type: String,
+    expires_at: u64,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+    scope: Option<String>,
+}
+
+/// The ID-token payload of the stored session, typed.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct Claims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: u64,
+    iat: u64,
+    auth_time: u64,
+    nonce: String,
+    email: String,
+    email_verified: bool,
+    organizations: Vec<Org>,
+}
+
+/// One membership, typed.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct Org {
+    id: String,
+    title: Option<String>,
+    scopes: Vec<String>,
+    joined_at: u64,
+}
+
+/// The same bytes a rebuild reads, parsed by serde_json into typed structs: the session JSON,
+/// then the ID token's payload (base64url-decoded). No checks, no signature, no scopes.
+fn typed_parse(stored: &str) -> Claims {
+    let session: StoredSession = serde_json::from_str(stored).unwrap();
+    let id_token = session.id_token.unwrap();
+    let payload = id_token.split('.').nth(1).unwrap();
+    let payload = URL_SAFE_NO_PAD.decode(payload).unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
 /// The only function whose instructions callgrind counts (`--toggle-collect`).
 #[inline(never)]
 fn measured(f: &mut dyn FnMut()) {
@@ -404,6 +455,18 @@ fn run(path: &str, iterations: usize) -> bool {
                 }
             });
             black_box(agents);
+        }
+        "typed_parse_2_orgs" | "typed_parse_50_orgs" => {
+            let n = if path == "typed_parse_2_orgs" { 2 } else { 50 };
+            let stored = fixture.stored_session(n);
+            assert_eq!(typed_parse(&stored).organizations.len(), n);
+            let mut out = Vec::with_capacity(iterations);
+            measured(&mut || {
+                for _ in 0..iterations {
+                    out.push(typed_parse(black_box(&stored)));
+                }
+            });
+            black_box(out);
         }
         "has_access_in_granted_1000_orgs"
         | "has_access_in_denied_1000_orgs"
