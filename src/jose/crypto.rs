@@ -28,10 +28,13 @@
 //!   is kept, and every signature checked against it fails with
 //!   [`JoseError::InvalidSignature`](super::JoseError::InvalidSignature) (each backend parses
 //!   and validates the point at verification time; a test checks this for the active one).
-//! - Ed25519: `x` must be exactly 32 bytes (the JWKS parser refuses small-order and
-//!   non-canonical keys); the signature exactly 64 bytes with a canonical `S < L` (RFC 8032
-//!   §5.1.7), checked here for every backend; the `rustcrypto` backend uses
-//!   `ed25519-dalek`'s `verify_strict`.
+//! - Ed25519: `x` must be exactly 32 bytes; small-order and non-canonical keys are the JWKS
+//!   parser's to refuse (`jwks.rs`), so no backend ever sees one. The signature must be
+//!   exactly 64 bytes with a canonical `S < L` (RFC 8032 §5.1.7), checked here for every
+//!   backend; every backend compares `R` by its encoding, so a non-canonical `R` never
+//!   verifies. The `rustcrypto` backend uses `ed25519-dalek`'s `verify_strict`, which also
+//!   refuses a small-order `R`: a signature only the key's owner could make, so with a
+//!   valid key the three backends accept the same signatures from anyone else.
 //! - RSA: the modulus (leading zero bytes tolerated and stripped) must have 2048 to 8192 bits and
 //!   be odd; the exponent must be odd and in `3..2^33`; the signature exactly as long as the
 //!   modulus. These are ring's verification limits, checked up front so that such a key is
