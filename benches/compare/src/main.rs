@@ -17,6 +17,8 @@
 mod fixture;
 
 use authpi_idp_testkit::Alg;
+#[cfg(feature = "aws-lc-rs")]
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fixture::{ALGS, ISSUER, Login, NOW, SECRET};
@@ -26,8 +28,6 @@ use openidconnect::core::{
 use openidconnect::{
     AccessTokenHash, ClientId, ClientSecret, IssuerUrl, Nonce, OAuth2TokenResponse, TokenResponse,
 };
-#[cfg(feature = "aws-lc-rs")]
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 #[cfg(feature = "ring")]
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde_json::Value;
