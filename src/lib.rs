@@ -103,7 +103,7 @@
 //! | `ring` (default) | ring: C and assembly, built with a C compiler |
 //! | `aws-lc-rs` | AWS-LC: faster P-256 and Ed25519 on x86_64; FIPS through aws-lc-rs's `fips` |
 //! | `rustcrypto` | pure Rust (`p256`, `ed25519-dalek` strict, `rsa`, `sha2`): no C compiler; `wasm32-unknown-unknown` |
-//! | `url-ascii-only` (default) | pins `idna_adapter` to its no-Unicode 1.0 stream, dropping ICU4X (about 21 crates) from `url` for the whole application |
+//! | `url-ascii-only` (default) | pins `idna_adapter` to its no-Unicode 1.0 stream, dropping ICU4X (about 21 crates) from `url` for the whole application (an existing `Cargo.lock` may need `cargo update -p idna_adapter --precise 1.0.0` once) |
 //!
 //! Another backend: `authpi-idp = { version = "…", default-features = false, features =
 //! ["rustcrypto", "url-ascii-only"] }`. Issuer, endpoint, redirect and resource hosts must be
