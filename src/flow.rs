@@ -91,24 +91,24 @@ pub trait Operation {
 }
 
 const NO_RESPONSE: Error = Error::Usage("poll called after Send without handle_response");
-const FINISHED: Error = Error::Usage("the operation is already finished");
+pub(crate) const FINISHED: Error = Error::Usage("the operation is already finished");
 
 /// The key set an operation verifies with, and its one permitted refetch.
-struct KeyRing {
+pub(crate) struct KeyRing {
     keys: KeySet,
     jwks_uri: url::Url,
     refetched: bool,
-    event: Option<KeySet>,
+    pub(crate) event: Option<KeySet>,
 }
 
 #[allow(clippy::large_enum_variant)] // short-lived, never stored
-enum Verified<T> {
+pub(crate) enum Verified<T> {
     Yes(T),
     NeedKeys(Outgoing),
 }
 
 impl KeyRing {
-    fn new(keys: &KeySet, metadata: &ProviderMetadata) -> Self {
+    pub(crate) fn new(keys: &KeySet, metadata: &ProviderMetadata) -> Self {
         KeyRing {
             keys: keys.clone(),
             jwks_uri: metadata.jwks_uri().clone(),
@@ -137,7 +137,7 @@ impl KeyRing {
     /// Verifies the signature, or asks for the JWKS when the cache cannot answer.
     ///
     /// `wrap` says which kind of token failed (`Error::IdToken` or `Error::AccessToken`).
-    fn verify(
+    pub(crate) fn verify(
         &mut self,
         jws: &Jws<'_>,
         allowed: AlgorithmSet,
@@ -156,7 +156,11 @@ impl KeyRing {
         }
     }
 
-    fn absorb(&mut self, response: &http::Response<Vec<u8>>, now: UnixTime) -> Result<(), Error> {
+    pub(crate) fn absorb(
+        &mut self,
+        response: &http::Response<Vec<u8>>,
+        now: UnixTime,
+    ) -> Result<(), Error> {
         self.refetched = true;
         let keys = KeySet::from_response(response, now)?;
         self.keys = keys.clone();
@@ -165,7 +169,9 @@ impl KeyRing {
     }
 }
 
-fn take(response: &mut Option<http::Response<Vec<u8>>>) -> Result<http::Response<Vec<u8>>, Error> {
+pub(crate) fn take(
+    response: &mut Option<http::Response<Vec<u8>>>,
+) -> Result<http::Response<Vec<u8>>, Error> {
     response.take().ok_or(NO_RESPONSE)
 }
 

@@ -118,9 +118,11 @@ pub(crate) fn is_other_token_type(typ: Option<&str>) -> bool {
 /// prefix may be omitted; media types compare case-insensitively).
 pub(crate) fn typ_is(typ: Option<&str>, expected: &str) -> bool {
     typ.is_some_and(|t| {
-        t.strip_prefix("application/")
-            .unwrap_or(t)
-            .eq_ignore_ascii_case(expected)
+        let bare = match t.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => t.get(12..),
+            _ => None,
+        };
+        bare.unwrap_or(t).eq_ignore_ascii_case(expected)
     })
 }
 
@@ -443,7 +445,13 @@ mod tests {
     #[test]
     fn access_and_logout_tokens_are_not_id_tokens() {
         let c = claims(base()).unwrap();
-        for typ in ["at+jwt", "application/at+jwt", "AT+JWT", "logout+jwt"] {
+        for typ in [
+            "at+jwt",
+            "application/at+jwt",
+            "AT+JWT",
+            "APPLICATION/AT+JWT",
+            "logout+jwt",
+        ] {
             assert_eq!(
                 check(&c, Algorithm::Es256, Some(typ), &expected()),
                 Err(ClaimError::Type),

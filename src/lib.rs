@@ -78,6 +78,7 @@
 //! | (introspection) | [`Client::introspect`] |
 //! | `create_logout_url` | [`Client::logout_url`] |
 //! | (APIs) | [`Client::validate_access_token`] (RFC 9068) |
+//! | (back-channel logout) | [`Client::backchannel_logout`] → [`ValidateLogoutToken`] → [`LogoutToken`] |
 //! | `has_access`, `parse_scope` | [`scope::has_access`], [`scope::parse_scope`] |
 //! | `AuthenticatedAgent` | [`Agent`] |
 //! | `TokenSet` | [`TokenSet`] (same JSON) |
@@ -90,6 +91,9 @@
 //! leeway, `nonce` (constant time), `at_hash` when present, `auth_time` when `max_age` was sent.
 //! Refreshed ID tokens must keep `iss`, `sub`, `aud` (and `nonce` when present). Access tokens
 //! presented to an API are verified per RFC 9068 by [`Client::validate_access_token`].
+//! Back-channel logout tokens (OIDC Back-Channel Logout 1.0) are verified by
+//! [`Client::backchannel_logout`] (signature, `iss`, `aud`, `iat`/`exp`, `jti`, `events`, `sid`
+//! or `sub`, no `nonce`, `typ`); the `jti` replay check is the caller's (see [`backchannel`]).
 //! Stored token sets are trusted as your own storage: `create_agent` decodes a stored ID token
 //! (checking its `iss` and `aud`) without re-verifying the signature.
 //!
@@ -108,6 +112,7 @@
 
 mod agent;
 mod authorize;
+pub mod backchannel;
 mod callback;
 mod client;
 pub mod config;
@@ -128,6 +133,7 @@ mod userinfo;
 
 pub use agent::{Agent, DEFAULT_EXPIRY_BUFFER, PrincipalType};
 pub use authorize::{AuthorizationRequest, AuthorizationUrl, pkce_challenge};
+pub use backchannel::{LogoutToken, ValidateLogoutToken};
 pub use callback::{CallbackInput, CallbackParams};
 pub use client::{Client, Introspection, LogoutRequest, TokenTypeHint};
 pub use config::{ClientAuth, Config, ConfigBuilder};
