@@ -67,11 +67,14 @@ pub fn unique_prefix(test: &str) -> String {
     format!("authpi-test:{test}:{}:{n}:", std::process::id())
 }
 
-/// A `redis-server` of this test only, on a free loopback port, without persistence.
-/// Dropping it kills the server.
+/// A `redis-server` of this test only, on a free loopback port, persisting every write to an
+/// append-only file in a temporary directory (`appendfsync always`), so a killed and restarted
+/// server keeps its data like a production one would. Dropping it kills the server and
+/// removes the directory.
 #[derive(Debug)]
 pub struct PrivateRedis {
     port: u16,
+    dir: std::path::PathBuf,
     child: Option<Child>,
 }
 
@@ -82,7 +85,13 @@ impl PrivateRedis {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("no free port");
-        let mut r = PrivateRedis { port, child: None };
+        let dir = std::env::temp_dir().join(format!("authpi-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let mut r = PrivateRedis {
+            port,
+            dir,
+            child: None,
+        };
         r.restart();
         r
     }
@@ -101,12 +110,21 @@ impl PrivateRedis {
         }
     }
 
-    /// Starts the server again on the same port (empty: no persistence).
+    /// Starts the server again on the same port, with the data it had.
     pub fn restart(&mut self) {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -132,5 +150,6 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
