@@ -11,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
+/// A `Send + Sync` type marker.
+type Marker<T> = PhantomData<fn() -> T>;
+
 /// What a route answers when the request has no valid session.
 pub trait OnMissing: Send + Sync + 'static {
     /// The response (the session cookie, if any, is cleared by the caller).
@@ -171,7 +174,7 @@ pub struct InOrg<P, M = Unauthorized, T = ReqwestTransport> {
     pub agent: Agent,
     /// The organization from the path.
     pub org: String,
-    _p: PhantomData<fn() -> (P, M, T)>,
+    _p: Marker<(P, M, T)>,
 }
 
 impl<P, M, T> std::fmt::Debug for InOrg<P, M, T> {
