@@ -47,6 +47,7 @@ use crate::jose::Jws;
 use crate::json::{self, Members as _};
 use crate::jwks::KeySet;
 use crate::time::UnixTime;
+use crate::token::TokenSet;
 use serde_json::Value;
 use std::fmt;
 
@@ -144,6 +145,22 @@ impl LogoutToken {
     #[must_use]
     pub fn accept_until(&self) -> UnixTime {
         self.accept_until
+    }
+}
+
+impl TokenSet {
+    /// The `sid` (provider session id) of the set's ID token, for indexing a local session so
+    /// that a back-channel logout naming that `sid` finds it (compare with
+    /// [`LogoutToken::session_id`]).
+    ///
+    /// Decoded with the strict JSON rules; the signature is not verified again: the ID token
+    /// was verified when it entered the set (by the exchange or the refresh that produced it).
+    /// `None` when there is no ID token, it cannot be decoded, or it has no string `sid`.
+    #[must_use]
+    pub fn session_id(&self) -> Option<String> {
+        let jws = Jws::parse(self.id_token.as_deref()?).ok()?;
+        let map = json::parse_object(jws.payload()).ok()?;
+        map.opt_str("sid").ok().flatten().map(str::to_owned)
     }
 }
 

@@ -550,3 +550,27 @@ fn debug_and_errors_never_show_the_token() {
     let e = r.unwrap_err();
     assert!(!format!("{e} {e:?}").contains("secret-nonce"));
 }
+
+#[test]
+fn token_set_session_id_reads_the_id_token_sid() {
+    let env = env();
+    let mut set = TokenSet {
+        access_token: "at".into(),
+        token_type: "Bearer".into(),
+        expires_at: NOW.0,
+        refresh_token: None,
+        id_token: None,
+        subject_hint: None,
+        scope: None,
+    };
+    assert_eq!(set.session_id(), None);
+    set.id_token = Some(
+        env.key
+            .token(&json!({"sub": "u", "sid": "s_9"}).to_string()),
+    );
+    assert_eq!(set.session_id().as_deref(), Some("s_9"));
+    set.id_token = Some(env.key.token(&json!({"sub": "u", "sid": 9}).to_string()));
+    assert_eq!(set.session_id(), None);
+    set.id_token = Some(env.key.token(r#"{"sid":"a","sid":"b"}"#));
+    assert_eq!(set.session_id(), None, "duplicate members are refused");
+}

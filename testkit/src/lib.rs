@@ -53,12 +53,20 @@
 //! - Access tokens carry `org_id` when an org was selected. Introspection returns
 //!   `token_type` (`access_token`/`refresh_token`) and the token's `scope, client_id, sub,
 //!   exp, iat, iss, aud, jti, sid, org_id`.
-//! - `/logout` ends the current session (next login gets a new `sid` and `auth_time`).
+//! - `/logout` ends the session its `id_token_hint` names (next login gets a new `sid` and
+//!   `auth_time`), revokes that session's refresh tokens unless the grant has
+//!   `offline_access`, and sends an OIDC Back-Channel Logout 1.0 `logout_token` (typ
+//!   `logout+jwt`, `sub`, `sid`, `jti`, `events`, `exp` = `iat` + 120 s) to every client of the
+//!   session that registered a `backchannel_logout_uri` ([`Issuer::end_session`],
+//!   [`Issuer::take_logout_deliveries`]; [`Served`] POSTs them, loopback only). ID and access
+//!   tokens carry the session's `sid`. [`Issuer::mint_logout_token`] makes good and bad
+//!   logout tokens for tests ([`LogoutTokenSpec`]).
 //! - Errors on back-channel endpoints are `{"error","error_description"}` with 400
 //!   (401 `invalid_client`, with `WWW-Authenticate: Basic` when Basic was used) and
 //!   `Cache-Control: no-store`. Unknown paths are 404, wrong methods 405.
 #![forbid(unsafe_code)]
 
+mod backchannel;
 mod handlers;
 mod issuer;
 pub mod jwt;
@@ -66,10 +74,11 @@ mod model;
 mod served;
 mod util;
 
+pub use backchannel::{BACKCHANNEL_LOGOUT_EVENT, LogoutDelivery, LogoutTokenSpec};
 pub use issuer::{Issuer, IssuerBuilder, Ttls, at_hash, pkce_challenge};
 pub use jwt::{Alg, TestKey};
 pub use model::{Client, ClientKind, Membership, Stats, User};
-pub use served::Served;
+pub use served::{DeliveryOutcome, ServeOptions, Served};
 
 /// What can go wrong building or running the issuer.
 #[derive(Clone, Debug, PartialEq, Eq)]
