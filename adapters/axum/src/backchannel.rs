@@ -19,8 +19,15 @@ pub(crate) async fn backchannel_route<T: Transport>(
     State(auth): State<Auth<T>>,
     body: Bytes,
 ) -> Response {
+    let mut r = handle(&auth, &body).await;
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn handle<T: Transport>(auth: &Auth<T>, body: &[u8]) -> Response {
     let client = auth.inner.sessions.client();
-    let op = match client.client().backchannel_logout(&body, &client.keys()) {
+    let op = match client.client().backchannel_logout(body, &client.keys()) {
         Ok(op) => op,
         Err(e) => return refused(&e),
     };
@@ -62,10 +69,7 @@ pub(crate) async fn backchannel_route<T: Transport>(
         Ok(ended) => {
             auth.store_ok();
             tracing::info!(ended, "back-channel logout");
-            let mut r = StatusCode::OK.into_response();
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
+            StatusCode::OK.into_response()
         }
         Err(e) => auth.fail(&e),
     }
@@ -73,8 +77,5 @@ pub(crate) async fn backchannel_route<T: Transport>(
 
 fn refused(e: &authpi_idp::Error) -> Response {
     tracing::info!(error = %e, "back-channel logout token refused");
-    let mut r = json_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string());
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    json_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string())
 }

@@ -9,7 +9,6 @@ use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn router<T: Transport, S: Clone + Send + Sync + 'static>(auth: Auth<T>) -> Router<S> {
@@ -130,16 +129,6 @@ async fn login_route<T: Transport>(
     see_other(&url, &[cookie])
 }
 
-/// A string claim of an ID token the core has just verified (payload decode only).
-fn id_token_claim(id_token: Option<&str>, name: &str) -> Option<String> {
-    let payload = id_token?.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get(name)?.as_str().map(str::to_owned)
-}
-
 async fn callback_route<T: Transport>(
     State(auth): State<Auth<T>>,
     headers: HeaderMap,
@@ -195,11 +184,9 @@ async fn callback_route<T: Transport>(
             return r;
         }
     };
+    let sub = agent.id().to_owned();
     let tokens = agent.into_tokens();
-    let sid = id_token_claim(tokens.id_token.as_deref(), "sid");
-    let sub = id_token_claim(tokens.id_token.as_deref(), "sub")
-        .or_else(|| tokens.subject_hint.clone())
-        .unwrap_or_default();
+    let sid = tokens.session_id();
     // Session renewal: a session id the browser brought is ended, never reused.
     if let Some(old) = cookies::get(&headers, &names.session) {
         if let Err(e) = inner.sessions.store().delete(old).await {
