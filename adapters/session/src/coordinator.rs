@@ -21,7 +21,8 @@ pub struct SessionsConfig {
     /// Longest time a request waits for another holder's refresh (default 20 s), then
     /// [`SessionError::Timeout`].
     pub wait: Duration,
-    /// Store polling interval while waiting (default 20 ms).
+    /// Longest store polling interval while waiting (default 20 ms; polls start at 1 ms and
+    /// double up to it).
     pub poll: Duration,
 }
 
@@ -338,7 +339,9 @@ impl<T: Transport> Inner<T> {
         let _local = tokio::time::timeout(self.config.wait, local.lock())
             .await
             .map_err(|_| SessionError::Timeout)?;
-        // 2. Across processes: the lease.
+        // 2. Across processes: the lease. Polls start at 1 ms (a refresh takes about one
+        // provider round trip) and back off to `poll`.
+        let mut pause = Duration::from_millis(1).min(self.config.poll);
         loop {
             let current = self.reload(&record.id).await?;
             if current.tokens.refresh_token.as_deref() != Some(old.as_str()) {
@@ -359,7 +362,8 @@ impl<T: Transport> Inner<T> {
             if Instant::now() >= deadline {
                 return Err(SessionError::Timeout);
             }
-            tokio::time::sleep(self.config.poll).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(self.config.poll);
         }
     }
 

@@ -27,6 +27,24 @@
 //!
 //! A store that fails makes every call fail with [`SessionError::Unavailable`] (the web layer
 //! answers 503): nothing is decided without the store, and each save is one atomic step.
+//!
+//! ## When the lease holder dies
+//!
+//! - **Before it sent the refresh request**: the old refresh token is still valid. The others
+//!   keep polling; when the lease expires ([`SessionsConfig::lease_ttl`]) one of them takes it
+//!   and refreshes. Users wait at most the lease TTL (tested).
+//! - **After the store write** (the rotated set is compare-and-set, the lease not yet
+//!   released): nothing is lost. Waiters poll the *record*, not the lease, so they see the
+//!   rotated set at their next poll; the lease frees itself at expiry.
+//! - **Between the provider's answer and the store write** (a window of one store round trip):
+//!   the rotated tokens existed only in the dead process, and the old refresh token is spent.
+//!   After the lease expires the next holder refreshes with the old token, gets
+//!   `invalid_grant`, re-reads the store (still the old set) and ends the session: that user
+//!   logs in again. No protocol can close this window — the provider has already rotated —
+//!   but it is as short as it can be: the write happens inside `on_refresh`, before the agent
+//!   is even built, and it runs in a spawned task, so a cancelled request (client gone,
+//!   timeout layer) does not open it; only a process crash does. A store write that fails
+//!   is retried for about a second before the error is returned (503).
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
