@@ -268,3 +268,55 @@ async fn redis_stopped_mid_traffic_answers_503_and_recovers_after_restart() {
     assert_eq!(rotated.version, expired.version + 1);
     assert_eq!(served.stats().refresh_requests, base.refresh_requests + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_tokens_survive_a_store_outage_during_the_refresh() {
+    // Redis dies while the holder's refresh request is at the provider (the old refresh token
+    // is being spent) and comes back: the holder keeps the rotated set and saves it as soon as
+    // the store answers; the request succeeds and nothing is lost or written half.
+    let served = issuer();
+    let mut server = PrivateRedis::start();
+    let prefix = "t:";
+    let store: Arc<dyn SessionStore> = Arc::new(RedisStore::new(&server.url(), prefix).unwrap());
+    let config = SessionsConfig::default().persist_for(Duration::from_secs(20));
+    let a = instance(&served, Arc::clone(&store), config).await;
+    let mut browser = Browser::new();
+    browser.login(&a, "").await;
+    let id = browser.session().unwrap();
+    let expired = expire(&*store, &id).await;
+    let key = format!(
+        "{prefix}{}",
+        authpi_idp_session::lease_key(expired.tokens.refresh_token.as_deref().unwrap())
+    );
+    served.set_stall("/token", Duration::from_millis(1500));
+    let base = served.stats();
+    let url = a.url("/me");
+    let mut b = browser.clone();
+    let request = tokio::spawn(async move { b.get(&url).await });
+    // Wait until the holder has its lease (it sends right after one more store read).
+    let redis = redis::Client::open(server.url().as_str()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    loop {
+        let held: bool = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if held {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(1700)).await; // the provider has answered by now
+    server.restart();
+    let page = request.await.unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(served.stats().refresh_requests - base.refresh_requests, 1);
+    let stored = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, expired.version + 1);
+    assert_ne!(stored.tokens.refresh_token, expired.tokens.refresh_token);
+    served.set_stall("/token", Duration::ZERO);
+    assert_eq!(browser.get(&a.url("/me")).await.status, 200);
+}

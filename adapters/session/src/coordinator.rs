@@ -21,6 +21,9 @@ pub struct SessionsConfig {
     /// Longest time a request waits for another holder's refresh (default 20 s), then
     /// [`SessionError::Timeout`].
     pub wait: Duration,
+    /// How long the holder keeps retrying to save a rotated token set while the store fails
+    /// (default 2 s): the old refresh token is spent, so these tokens are the session.
+    pub persist_for: Duration,
     /// Longest store polling interval while waiting (default 20 ms; polls start at 1 ms and
     /// double up to it).
     pub poll: Duration,
@@ -33,6 +36,7 @@ impl Default for SessionsConfig {
             lease_ttl: Duration::from_secs(15),
             wait: Duration::from_secs(20),
             poll: Duration::from_millis(20),
+            persist_for: Duration::from_secs(2),
         }
     }
 }
@@ -62,6 +66,13 @@ impl SessionsConfig {
     #[must_use]
     pub fn wait(mut self, wait: Duration) -> Self {
         self.wait = wait;
+        self
+    }
+
+    /// Sets [`Self::persist_for`].
+    #[must_use]
+    pub fn persist_for(mut self, persist_for: Duration) -> Self {
+        self.persist_for = persist_for;
         self
     }
 
@@ -390,10 +401,11 @@ impl<T: Transport> Inner<T> {
             current.clone(),
             Arc::clone(&written),
         );
+        let persist_for = self.config.persist_for;
         let options = CreateAgentOptions::new().on_refresh(move |tokens: TokenSet| {
             let (store, base, slot) = (Arc::clone(&store), base.clone(), Arc::clone(&slot));
             async move {
-                let record = persist_rotated(&*store, base, tokens).await?;
+                let record = persist_rotated(&*store, base, tokens, persist_for).await?;
                 *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(record);
                 Ok::<(), StoreError>(())
             }
@@ -434,14 +446,15 @@ impl<T: Transport> Inner<T> {
 
 /// Compare-and-sets the rotated token set over `base` (version + 1). A conflicting write that
 /// kept the same refresh token (metadata only) is retried on top; a store failure is retried
-/// for a short while (the old refresh token is already spent: these tokens are the session).
+/// for `persist_for` (the old refresh token is already spent: these tokens are the session).
 async fn persist_rotated(
     store: &dyn SessionStore,
     mut base: SessionRecord,
     tokens: TokenSet,
+    persist_for: Duration,
 ) -> Result<SessionRecord, StoreError> {
     let old = base.tokens.refresh_token.clone();
-    let mut failures = 0u32;
+    let give_up = Instant::now() + persist_for;
     loop {
         let record = SessionRecord {
             version: base.version.saturating_add(1),
@@ -464,11 +477,10 @@ async fn persist_rotated(
                 }
             },
             Err(e) => {
-                failures += 1;
-                if failures >= 10 {
+                if Instant::now() >= give_up {
                     return Err(e);
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }

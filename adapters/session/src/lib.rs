@@ -44,7 +44,7 @@
 //!   but it is as short as it can be: the write happens inside `on_refresh`, before the agent
 //!   is even built, and it runs in a spawned task, so a cancelled request (client gone,
 //!   timeout layer) does not open it; only a process crash does. A store write that fails
-//!   is retried for about a second before the error is returned (503).
+//!   is retried for [`SessionsConfig::persist_for`] (2 s) before the error is returned (503).
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
