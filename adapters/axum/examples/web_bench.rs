@@ -56,6 +56,7 @@ async fn login(s: &Sessions<authpi_idp_axum::ReqwestTransport>) -> String {
         .create_authorization_url(&AuthorizationRequest::new(["openid", "email"]))
         .unwrap();
     let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(authpi_idp_async::rustls_config(&Default::default()).unwrap())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -30,7 +30,9 @@ async fn cluster(test: &str) -> (Served, Arc<dyn SessionStore>, Vec<Instance>) {
 }
 
 async fn post_token(instance: &Instance, token: &str) -> (u16, String) {
-    let r = reqwest::Client::new()
+    let r = common::http_builder()
+        .build()
+        .unwrap()
         .post(instance.url("/backchannel-logout"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("logout_token={token}"))

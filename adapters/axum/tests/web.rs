@@ -261,7 +261,7 @@ async fn the_org_guard_takes_the_org_from_the_path_and_names_the_missing_permiss
 #[tokio::test]
 async fn bearer_tokens_follow_rfc_6750() {
     let (served, _store, app) = setup().await;
-    let http = reqwest::Client::new();
+    let http = common::http_builder().build().unwrap();
     let url = app.url("/api/reports");
     let machine =
         |id: &'static str, secret: &'static str, scope: &'static str, resource: &'static str| {

@@ -1,10 +1,12 @@
 //! # authpi-idp-hyper
 //!
 //! [`IdpClient`]: the async AuthPI / OpenID Connect client over hyper 1 (hyper-util's pooled
-//! legacy client) and hyper-rustls (ring, webpki roots; no OpenSSL), on tokio. Redirects are
-//! never followed (hyper does not follow them), every request has a total deadline (30 s by
-//! default), bodies are capped while read (1 MiB by default), and `User-Agent` is
-//! `authpi-idp-rs/<version> (hyper)`. The client surface, single-flight refresh and the key
+//! legacy client) and hyper-rustls (ring; no OpenSSL), on tokio. Redirects are never followed
+//! (hyper does not follow them), every request has a total deadline (30 s by default), bodies
+//! are capped while read (1 MiB by default), and `User-Agent` is
+//! `authpi-idp-rs/<version> (hyper)`. TLS trusts the webpki roots unless
+//! [`TransportOptions::roots`] says otherwise (the OS store, a private CA) or you hand over a
+//! `rustls::ClientConfig` ([`HyperTransport::with_tls_config`]). The client surface, single-flight refresh and the key
 //! cache come from [`authpi_idp_async::AsyncClient`].
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -18,7 +20,7 @@
 )]
 
 pub use authpi_idp_async::{
-    AsyncClient, CreateAgentOptions, DefaultTransport, Error, Transport, TransportError,
+    AsyncClient, CreateAgentOptions, DefaultTransport, Error, TlsRoots, Transport, TransportError,
     TransportOptions,
 };
 
@@ -29,7 +31,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use std::sync::Arc;
 
 /// The async client over hyper.
 pub type IdpClient = AsyncClient<HyperTransport>;
@@ -43,15 +44,27 @@ pub struct HyperTransport {
 }
 
 impl HyperTransport {
-    /// A transport with its own connection pool (HTTP/1.1, https or loopback http).
+    /// A transport with its own connection pool (HTTP/1.1, https or loopback http), trusting
+    /// [`TransportOptions::roots`].
     ///
     /// # Errors
-    /// rustls could not be set up.
+    /// The TLS roots are unusable.
     pub fn new(options: TransportOptions) -> Result<Self, TransportError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = authpi_idp_async::rustls_config(&options.roots)?;
+        Self::with_tls_config(tls, options)
+    }
+
+    /// A transport with a complete rustls configuration of yours (client certificates, a
+    /// custom verifier, …) instead of [`TransportOptions::roots`].
+    ///
+    /// # Errors
+    /// The user agent could not be encoded.
+    pub fn with_tls_config(
+        tls: rustls::ClientConfig,
+        options: TransportOptions,
+    ) -> Result<Self, TransportError> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .map_err(TransportError::connect)?
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .build();

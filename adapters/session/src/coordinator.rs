@@ -436,9 +436,14 @@ impl<T: Transport> Inner<T> {
                 self.store.delete(id).await?;
                 Err(SessionError::Over)
             }
-            Err(ClientError::Callback(e)) => Err(SessionError::Unavailable(
-                StoreError::Unavailable(format!("the rotated tokens could not be saved ({e})")),
-            )),
+            // The rotated set is carried in the error and kept by the client for its grace
+            // period: the next request (same instance) that refreshes the old set gets it back
+            // through `on_refresh` and saves it.
+            Err(ClientError::Callback { source, .. }) => {
+                Err(SessionError::Unavailable(StoreError::Unavailable(format!(
+                    "the rotated tokens could not be saved ({source})"
+                ))))
+            }
             Err(e) => Err(SessionError::Provider(e)),
         }
     }

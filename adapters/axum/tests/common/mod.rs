@@ -111,6 +111,13 @@ pub async fn instance(
     }
 }
 
+/// A reqwest builder with this workspace's TLS setup (rustls with ring: reqwest is built
+/// without a default crypto provider).
+pub fn http_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(authpi_idp_async::rustls_config(&Default::default()).unwrap())
+}
+
 /// A browser stand-in: a cookie jar (cookies are per host, not per port, as in browsers) and
 /// no automatic redirects.
 #[derive(Clone)]
@@ -130,7 +137,7 @@ pub struct Page {
 impl Browser {
     pub fn new() -> Browser {
         Browser {
-            http: reqwest::Client::builder()
+            http: http_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
