@@ -30,6 +30,15 @@ async fn page(s: SessionAgent<RedirectToLogin>) -> String {
     format!("hello {}", s.agent.id())
 }
 
+/// A page that logs out at once (a form POSTed by script, as a user's click would).
+async fn logout_form(s: SessionAgent<RedirectToLogin>) -> axum::response::Html<String> {
+    axum::response::Html(format!(
+        "<!doctype html><p>hello {}</p><form id=f method=post action=/logout></form>\
+         <script>document.getElementById('f').submit()</script>",
+        s.agent.id()
+    ))
+}
+
 async fn projects(g: InOrg<ReadProjects, RedirectToLogin>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "org": g.org, "user": g.agent.id() }))
 }
@@ -44,6 +53,7 @@ pub fn app(auth: Auth) -> axum::Router {
         .route("/", get(|| async { "public" }))
         .route("/me", get(me))
         .route("/page", get(page))
+        .route("/logout-form", get(logout_form))
         .route("/orgs/{org}/projects", get(projects))
         .route("/api/reports", get(reports))
         .merge(auth.routes())
@@ -82,6 +92,21 @@ pub async fn instance(
     store: Arc<dyn SessionStore>,
     config: SessionsConfig,
 ) -> Instance {
+    instance_with(served, store, config, |_| {
+        Settings::new()
+            .post_logout_redirect_uri("http://127.0.0.1/logged-out")
+            .api_audience("https://api.example.com/reports")
+    })
+    .await
+}
+
+/// [`instance`] with settings made from the instance's address.
+pub async fn instance_with(
+    served: &Served,
+    store: Arc<dyn SessionStore>,
+    config: SessionsConfig,
+    settings: impl FnOnce(SocketAddr) -> Settings,
+) -> Instance {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let redirect = format!("http://{addr}/callback");
@@ -91,10 +116,7 @@ pub async fn instance(
         .build()
         .unwrap();
     let client = IdpClient::new(config_).unwrap();
-    let settings = Settings::new()
-        .post_logout_redirect_uri("http://127.0.0.1/logged-out")
-        .api_audience("https://api.example.com/reports");
-    let auth = Auth::new(Sessions::new(store, client, config), settings).unwrap();
+    let auth = Auth::new(Sessions::new(store, client, config), settings(addr)).unwrap();
     let router = app(auth.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
