@@ -320,3 +320,39 @@ async fn rotated_tokens_survive_a_store_outage_during_the_refresh() {
     served.set_stall("/token", Duration::ZERO);
     assert_eq!(browser.get(&a.url("/me")).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_record_means_log_in_again_and_can_be_logged_out() {
+    let served = issuer();
+    let url = shared_url();
+    let prefix = unique_prefix("corrupt");
+    let store: Arc<dyn SessionStore> = Arc::new(RedisStore::new(&url, &prefix).unwrap());
+    let a = instance(&served, Arc::clone(&store), SessionsConfig::default()).await;
+    let mut browser = Browser::new();
+    browser.login(&a, "").await;
+    let id = browser.session().unwrap();
+    let redis = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}s:{id}");
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("record")
+        .arg("{\"not\":\"a session\"}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(browser.clone().get(&a.url("/me")).await.status, 401);
+    let page = browser.clone().get(&a.url("/page")).await;
+    assert_eq!(page.status, 303, "to the login");
+    let origin = format!("http://{}", a.addr);
+    let out = browser
+        .post(&a.url("/logout"), &[("origin", origin.as_str())])
+        .await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "deleted");
+}

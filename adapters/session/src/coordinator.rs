@@ -252,12 +252,13 @@ impl<T: Transport> Sessions<T> {
     /// # Errors
     /// See [`SessionError`].
     pub async fn agent(&self, id: &str) -> Result<(Agent, SessionRecord), SessionError> {
-        let record = self
-            .inner
-            .store
-            .load(id)
-            .await?
-            .ok_or(SessionError::NotFound)?;
+        // A record that cannot be read authenticates nobody: log in again (the callback
+        // deletes it).
+        let record = match self.inner.store.load(id).await {
+            Ok(Some(record)) => record,
+            Ok(None) | Err(StoreError::Corrupt) => return Err(SessionError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
         let buffer = self.inner.client.client().config().refresh_buffer();
         if !record.tokens.is_expired(UnixTime(unix_now()), buffer) {
             return self.inner.build(record).await;
@@ -278,7 +279,12 @@ impl<T: Transport> Sessions<T> {
     /// # Errors
     /// [`SessionError::Unavailable`].
     pub async fn end(&self, id: &str) -> Result<Option<SessionRecord>, SessionError> {
-        let record = self.inner.store.load(id).await?;
+        let record = match self.inner.store.load(id).await {
+            Ok(record) => record,
+            // Unreadable: nothing to revoke, but it still ends.
+            Err(StoreError::Corrupt) => None,
+            Err(e) => return Err(e.into()),
+        };
         self.inner.store.delete(id).await?;
         Ok(record)
     }
