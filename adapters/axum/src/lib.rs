@@ -14,6 +14,43 @@
 //! - [`BearerAgent`]: RFC 9068 access tokens for APIs, through the same client (one JWKS cache,
 //!   one single-flight), with RFC 6750 `WWW-Authenticate` errors.
 //!
+//! ```no_run
+//! use authpi_idp_axum::{
+//!     Auth, InOrg, MemoryStore, SessionAgent, Sessions, SessionsConfig, Settings, Unauthorized,
+//!     permission,
+//! };
+//! use axum::routing::get;
+//! use std::sync::Arc;
+//!
+//! permission!(ReadProjects = "read" on "projects");
+//!
+//! async fn me(s: SessionAgent<Unauthorized>) -> String {
+//!     s.agent.id().to_owned()
+//! }
+//!
+//! async fn projects(g: InOrg<ReadProjects>) -> String {
+//!     format!("projects of {}", g.org)
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = authpi_idp::Config::builder("https://idp.authpi.com/i_acme", "client_web")
+//!     .client_secret("secret")
+//!     .redirect_uri("https://app.example.com/callback")
+//!     .build()?;
+//! let client = authpi_idp_reqwest::IdpClient::new(config)?;
+//! // `authpi_idp_redis::RedisStore` for several instances.
+//! let store = Arc::new(MemoryStore::new());
+//! let auth = Auth::new(Sessions::new(store, client, SessionsConfig::default()), Settings::new())?;
+//! let app = axum::Router::new()
+//!     .route("/me", get(me))
+//!     .route("/orgs/{org}/projects", get(projects))
+//!     .merge(auth.routes())
+//!     .with_state(auth);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! ## Cookies and the login transaction
 //!
 //! Two cookies, both `HttpOnly; SameSite=Lax; Path=/` and, unless the redirect URI is
