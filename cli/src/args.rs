@@ -155,6 +155,9 @@ pub enum Command {
         /// The access token.
         token: String,
     },
+    /// Run a local AuthPI-compatible issuer for development (`issuer serve`).
+    #[command(subcommand)]
+    Issuer(crate::issuer::IssuerCommand),
 }
 
 /// `login` arguments.

@@ -20,6 +20,7 @@ mod args;
 mod commands;
 mod demo;
 mod error;
+mod issuer;
 mod output;
 mod store;
 
@@ -115,5 +116,6 @@ fn run(command: Command, style: Style) -> Result<commands::Outcome, CliError> {
             audience,
             token,
         } => commands::verify(&conn, &audience, &token, style),
+        Command::Issuer(cmd) => issuer::run(cmd),
     }
 }

@@ -14,6 +14,10 @@
 //!   virtual clock is just a number you pass.
 //! - **served**: [`Served::start`] binds `127.0.0.1:0`, serves HTTP/1.1 (keep-alive, a thread
 //!   per connection) and stops when dropped. Its clock is the system clock unless set.
+//! - **dev issuer**: [`dev::serve`] builds it from a TOML/JSON file (users, organizations,
+//!   clients with back-channel logout URIs, TTLs, algorithm) and serves it with optional
+//!   request log and interactive login; `authpi-idp issuer serve --port P --config FILE`
+//!   runs it (example: `testkit/dev-issuer.toml`).
 //!
 //! ```
 //! use authpi_idp_testkit::Issuer;
@@ -67,6 +71,7 @@
 #![forbid(unsafe_code)]
 
 mod backchannel;
+pub mod dev;
 mod handlers;
 mod issuer;
 pub mod jwt;
