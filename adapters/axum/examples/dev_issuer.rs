@@ -4,7 +4,8 @@
 //! `reports:read`), logins auto-approved as `usr_alice`, one log line per request, and
 //! back-channel logout delivered to `APP_URL/backchannel-logout`.
 //!
-//! `ISSUER_PORT` (default 9000) and `APP_URL` (default `http://127.0.0.1:8080`) configure it.
+//! `ISSUER_PORT` (default 9090) and `APP_URL` (default `http://127.0.0.1:3000`) configure it:
+//! the same URLs as `authpi-idp issuer serve --port 9090 --config testkit/dev-issuer.toml`.
 //! `cargo run -p authpi-idp-axum --example dev_issuer`
 use authpi_idp_testkit::{Client, Issuer, ServeOptions, Served};
 use std::net::SocketAddr;
@@ -13,8 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = std::env::var("ISSUER_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
-        .unwrap_or(9000);
-    let app = std::env::var("APP_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned());
+        .unwrap_or(9090);
+    let app = std::env::var("APP_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".to_owned());
     let builder = Issuer::authpi_demo("http://127.0.0.1/i_dev")
         .current_user("usr_alice")
         .client(

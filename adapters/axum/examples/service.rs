@@ -2,12 +2,12 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `AUTHPI_ISSUER_URL` | the issuer, e.g. `http://127.0.0.1:9000/i_dev` |
+//! | `AUTHPI_ISSUER_URL` | the issuer, e.g. `http://127.0.0.1:9090/i_dev` |
 //! | `AUTHPI_CLIENT_ID`, `AUTHPI_CLIENT_SECRET` | the confidential client |
-//! | `AUTHPI_REDIRECT_URI` | e.g. `http://127.0.0.1:8080/callback` (its origin is the service's) |
+//! | `AUTHPI_REDIRECT_URI` | e.g. `http://127.0.0.1:3000/callback` (its origin is the service's) |
 //! | `AUTHPI_API_AUDIENCE` | optional: audience of bearer tokens for `/api/reports` (default: the client id) |
 //! | `REDIS_URL` | optional: sessions in Redis (else in memory, one instance only) |
-//! | `BIND` | optional: listen address (default `127.0.0.1:8080`) |
+//! | `BIND` | optional: listen address (default `127.0.0.1:3000`) |
 //!
 //! Routes: `/` public; `/login`, `/callback`, `POST /logout`, `POST /backchannel-logout`;
 //! `/me` (the agent as JSON); `/orgs/{org}/projects` (needs `projects:read` in `org`);
@@ -92,7 +92,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Sessions::new(store, client, SessionsConfig::default()),
         settings,
     )?;
-    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     eprintln!("listening on http://{bind}");
     axum::serve(listener, app(auth)).await?;
