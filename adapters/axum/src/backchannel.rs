@@ -10,8 +10,9 @@ use std::time::Duration;
 
 /// Validates the `logout_token` (the core's [`authpi_idp::Client::backchannel_logout`], keys
 /// from the shared cache), refuses a `jti` already seen by any instance (the store's replay
-/// cache, kept until the token could no longer be accepted), then ends every session with that
-/// `sid` (or, without `sid`, every session of `sub`) in the store — so on every instance.
+/// cache), ends every session with that `sid` (or, without `sid`, every session of `sub`) in
+/// the store — so on every instance — and then records the `jti` until the token could no
+/// longer be accepted.
 ///
 /// Answers 200 with `Cache-Control: no-store`; 400 `{"error":"invalid_request",…}` for any
 /// invalid or replayed token (§2.8); 503 when the store or the JWKS is unreachable.
@@ -43,36 +44,46 @@ async fn handle<T: Transport>(auth: &Auth<T>, body: &[u8]) -> Response {
             );
         }
     };
-    let now = authpi_idp_session::unix_now();
-    let keep = token.accept_until().as_secs().saturating_sub(now).max(60);
+    // Replay check first, the jti recorded only once the sessions ended: a store failure in
+    // between answers 503 and the provider's retry is processed, not refused as a replay.
     let store = auth.inner.sessions.store();
-    match store
-        .remember_jti(token.jwt_id(), Duration::from_secs(keep))
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "the logout token was already used",
-            );
-        }
+    match store.has_jti(token.jwt_id()).await {
+        Ok(false) => {}
+        Ok(true) => return replayed(),
         Err(e) => return auth.unavailable(&e),
     }
-    match auth
+    if let Err(e) = auth
         .inner
         .sessions
         .end_matching(token.session_id(), token.subject())
         .await
     {
-        Ok(ended) => {
+        return auth.fail(&e);
+    }
+    let now = authpi_idp_session::unix_now();
+    let keep = token.accept_until().as_secs().saturating_sub(now).max(60);
+    match store
+        .remember_jti(token.jwt_id(), Duration::from_secs(keep))
+        .await
+    {
+        Ok(true) => {
             auth.store_ok();
-            tracing::info!(ended, "back-channel logout");
+            tracing::info!("back-channel logout: sessions ended");
             StatusCode::OK.into_response()
         }
-        Err(e) => auth.fail(&e),
+        // A concurrent delivery of the same token got here first (both ended the same
+        // sessions).
+        Ok(false) => replayed(),
+        Err(e) => auth.unavailable(&e),
     }
+}
+
+fn replayed() -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "the logout token was already used",
+    )
 }
 
 fn refused(e: &authpi_idp::Error) -> Response {

@@ -141,6 +141,9 @@ impl SessionStore for StaleView {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.inner.remember_jti(j, t)
     }
+    fn has_jti<'a>(&'a self, j: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.has_jti(j)
+    }
     fn try_lease<'a>(
         &'a self,
         k: &'a str,

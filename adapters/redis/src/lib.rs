@@ -304,6 +304,15 @@ impl SessionStore for RedisStore {
         })
     }
 
+    fn has_jti<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            conn.exists(self.key("jti", jti))
+                .await
+                .map_err(|e| unavailable(&e))
+        })
+    }
+
     fn try_lease<'a>(
         &'a self,
         key: &'a str,

@@ -163,6 +163,9 @@ pub trait SessionStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Whether `jti` was recorded by [`Self::remember_jti`] and has not expired.
+    fn has_jti<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+
     /// Takes the lease `key` for `ttl` with the fencing value `fence` if nobody holds it.
     fn try_lease<'a>(
         &'a self,
@@ -344,6 +347,12 @@ impl SessionStore for MemoryStore {
         }
         m.jtis.insert(jti.to_owned(), now + ttl);
         ready(Ok(true))
+    }
+
+    fn has_jti<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut m = self.lock();
+        m.purge(Instant::now());
+        ready(Ok(m.jtis.contains_key(jti)))
     }
 
     fn try_lease<'a>(

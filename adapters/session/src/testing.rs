@@ -99,12 +99,14 @@ pub async fn check_store(store: &dyn SessionStore) {
 
     // jti replay cache.
     let jti = format!("jti-{u}");
+    assert!(!store.has_jti(&jti).await.unwrap());
     assert!(
         store
             .remember_jti(&jti, Duration::from_secs(60))
             .await
             .unwrap()
     );
+    assert!(store.has_jti(&jti).await.unwrap());
     assert!(
         !store
             .remember_jti(&jti, Duration::from_secs(60))
