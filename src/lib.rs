@@ -98,6 +98,22 @@
 //! Stored token sets are trusted as your own storage: `create_agent` decodes a stored ID token
 //! (checking its `iss` and `aud`) without re-verifying the signature.
 //!
+//! ## Cargo features
+//!
+//! One crypto backend, exactly (two, or none, is a compile error; [`CRYPTO_BACKEND`]
+//! names the one built in). Key and signature rules are ours and identical for each.
+//!
+//! | feature | |
+//! |---|---|
+//! | `ring` (default) | ring: C and assembly, built with a C compiler |
+//! | `aws-lc-rs` | AWS-LC: faster P-256 and Ed25519 on x86_64; FIPS through aws-lc-rs's `fips` |
+//! | `rustcrypto` | pure Rust (`p256`, `ed25519-dalek` strict, `rsa`, `sha2`): no C compiler; `wasm32-unknown-unknown` |
+//! | `url-ascii-only` (default) | pins `idna_adapter` to its no-Unicode 1.0 stream, dropping ICU4X (about 21 crates) from `url` for the whole application (an existing `Cargo.lock` may need `cargo update -p idna_adapter --precise 1.0.0` once) |
+//!
+//! Another backend: `authpi-idp = { version = "…", default-features = false, features =
+//! ["rustcrypto", "url-ascii-only"] }`. Issuer, endpoint, redirect and resource hosts must be
+//! ASCII with or without `url-ascii-only` (an internationalized name in its `xn--` form).
+//!
 //! See [`manual`] for the threat model and the reason for each default.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -140,7 +156,7 @@ pub use flow::{
     Step, TokenTypeHint, UserInfo, ValidateLogoutToken, pkce_challenge,
 };
 pub use http::{Outgoing, RequestKind};
-pub use jose::{Algorithm, AlgorithmSet};
+pub use jose::{Algorithm, AlgorithmSet, CRYPTO_BACKEND};
 pub use org::Organization;
 pub use provider::{KeySet, ProviderMetadata};
 pub use time::UnixTime;

@@ -49,7 +49,7 @@ impl CliError {
                 _ => "sdk",
             },
             CliError::Sdk(SdkError::Transport(_)) => "transport",
-            CliError::Sdk(SdkError::Callback(_)) => "persist",
+            CliError::Sdk(SdkError::Callback { .. }) => "persist",
             CliError::Sdk(SdkError::Rng) => "rng",
             CliError::Sdk(_) => "sdk",
             CliError::Usage(_) => "usage",
@@ -71,7 +71,7 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Sdk(SdkError::Callback(e)) => {
+            CliError::Sdk(SdkError::Callback { source: e, .. }) => {
                 write!(f, "the rotated tokens could not be saved: {e}")
             }
             CliError::Sdk(e) => {

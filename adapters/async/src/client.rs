@@ -1,14 +1,14 @@
 //! [`AsyncClient`]: the client surface of the Python SDK's `IdpClient`, over any transport.
 
-use crate::driver::{Action, Driver, SessionStart, Shared};
-use crate::error::{BoxError, Error};
+use crate::driver::{Action, Discovery, Driver, FlightOptions, SessionStart, Shared};
+use crate::error::{BoxError, Error, TransportError};
 use crate::{
-    DEFAULT_REFRESH_GRACE, DefaultTransport, Transport, TransportOptions, os_rng, system_now,
+    DEFAULT_REFRESH_GRACE, DefaultTransport, Spawn, Task, Transport, TransportOptions, os_rng,
 };
 use authpi_idp::flow::Discovered;
 use authpi_idp::{
     AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, CallbackInput, Client, Config,
-    Introspection, KeySet, LogoutRequest, Operation, Step, TokenSet, TokenTypeHint, UserInfo,
+    Introspection, KeySet, LogoutRequest, Operation, TokenSet, TokenTypeHint, UserInfo,
 };
 use std::fmt;
 use std::future::Future;
@@ -21,17 +21,26 @@ pub type OnRefresh = Arc<
     dyn Fn(TokenSet) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync,
 >;
 
+/// The blocking client's `on_refresh` (`authpi-idp-ureq`): store the rotated token set.
+pub type BlockingOnRefresh = Arc<dyn Fn(TokenSet) -> Result<(), BoxError> + Send + Sync>;
+
 /// Called when fresh tokens could not be obtained or persisted.
 pub type OnRefreshError = Arc<dyn Fn(&Error) + Send + Sync>;
 
-/// Options of [`AsyncClient::create_agent`] and [`AsyncClient::refresh`].
-#[derive(Clone, Default)]
+/// Options of `create_agent` and `refresh`, written once for both clients: `R` is the
+/// `on_refresh` callback, [`OnRefresh`] (async, [`CreateAgentOptions`]) or
+/// [`BlockingOnRefresh`] ([`BlockingCreateAgentOptions`]).
+#[derive(Clone)]
 #[non_exhaustive]
-pub struct CreateAgentOptions {
-    /// See [`OnRefresh`]. Under single-flight only the caller whose request went out calls it.
-    pub on_refresh: Option<OnRefresh>,
+pub struct RefreshOptions<R> {
+    /// Stores the rotated token set. Under single-flight every caller's `on_refresh` runs
+    /// with the same rotated set (storing it is idempotent), whether it sent the request or
+    /// followed; the response is shared before any of them runs, so a failing, slow or
+    /// panicking callback strands nobody.
+    pub on_refresh: Option<R>,
     /// Fires only when a refresh was due and fresh tokens could not be obtained or persisted
-    /// (failures before or at the persist step; not a later UserInfo failure).
+    /// (failures before or at the persist step, as the core decides; not a later UserInfo
+    /// failure).
     pub on_refresh_error: Option<OnRefreshError>,
     /// Overrides the configuration's `auto_refresh`.
     pub auto_refresh: Option<bool>,
@@ -39,7 +48,23 @@ pub struct CreateAgentOptions {
     pub resources: Vec<String>,
 }
 
-impl fmt::Debug for CreateAgentOptions {
+/// Options of [`AsyncClient::create_agent`] and [`AsyncClient::refresh`].
+pub type CreateAgentOptions = RefreshOptions<OnRefresh>;
+/// Options of the blocking client's `create_agent` and `refresh`.
+pub type BlockingCreateAgentOptions = RefreshOptions<BlockingOnRefresh>;
+
+impl<R> Default for RefreshOptions<R> {
+    fn default() -> Self {
+        RefreshOptions {
+            on_refresh: None,
+            on_refresh_error: None,
+            auto_refresh: None,
+            resources: Vec::new(),
+        }
+    }
+}
+
+impl<R> fmt::Debug for RefreshOptions<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CreateAgentOptions")
             .field("on_refresh", &self.on_refresh.is_some())
@@ -50,26 +75,11 @@ impl fmt::Debug for CreateAgentOptions {
     }
 }
 
-impl CreateAgentOptions {
+impl<R> RefreshOptions<R> {
     /// No callbacks, configuration defaults.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Sets the async `on_refresh` callback.
-    #[must_use]
-    pub fn on_refresh<F, Fut, E>(mut self, f: F) -> Self
-    where
-        F: Fn(TokenSet) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
-    {
-        self.on_refresh = Some(Arc::new(move |tokens| {
-            let fut = f(tokens);
-            Box::pin(async move { fut.await.map_err(Into::into) })
-        }));
-        self
     }
 
     /// Sets the `on_refresh_error` callback.
@@ -94,17 +104,60 @@ impl CreateAgentOptions {
     }
 }
 
+impl RefreshOptions<OnRefresh> {
+    /// Sets the async `on_refresh` callback.
+    #[must_use]
+    pub fn on_refresh<F, Fut, E>(mut self, f: F) -> Self
+    where
+        F: Fn(TokenSet) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        self.on_refresh = Some(Arc::new(move |tokens| {
+            let fut = f(tokens);
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        }));
+        self
+    }
+}
+
+impl RefreshOptions<BlockingOnRefresh> {
+    /// Sets the blocking `on_refresh` callback.
+    #[must_use]
+    pub fn on_refresh<E: Into<BoxError>>(
+        mut self,
+        f: impl Fn(TokenSet) -> Result<(), E> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_refresh = Some(Arc::new(move |t| f(t).map_err(Into::into)));
+        self
+    }
+}
+
 /// The async client (the Python SDK's `IdpClient`). Cheap to clone: clones share the key
 /// cache and the single-flight maps.
 pub struct AsyncClient<T> {
     inner: Arc<Shared<T>>,
+    spawn: Option<Arc<dyn Spawn>>,
 }
 
 impl<T> Clone for AsyncClient<T> {
     fn clone(&self) -> Self {
         AsyncClient {
             inner: Arc::clone(&self.inner),
+            spawn: self.spawn.clone(),
         }
+    }
+}
+
+/// [`crate::TokioSpawn`] with the `tokio` feature, else none.
+fn default_spawn() -> Option<Arc<dyn Spawn>> {
+    #[cfg(feature = "tokio")]
+    {
+        Some(Arc::new(crate::TokioSpawn))
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        None
     }
 }
 
@@ -163,13 +216,11 @@ impl<T: Transport> AsyncClient<T> {
     /// # Errors
     /// Transport failure, or invalid metadata / JWKS.
     pub async fn discover_with(config: Config, transport: T) -> Result<Self, Error> {
-        let mut op = Client::discover(config);
+        let mut discovery = Discovery::new(config);
         let Discovered { client, keys, .. } = loop {
-            match op.poll(system_now())? {
-                Step::Send(out) => op.handle_response(transport.send(out.request).await?),
-                Step::Done(d) => break d,
-                // Discovery fetches the keys itself (they come with `Done`) and rotates nothing.
-                Step::KeysRefreshed(_) | Step::Persist(_) => {}
+            match discovery.poll()? {
+                Ok(done) => break done,
+                Err(request) => discovery.sent(transport.send(request).await)?,
             }
         };
         Ok(Self::from_client(client, keys, transport))
@@ -188,9 +239,44 @@ impl<T: Transport> AsyncClient<T> {
         transport: T,
         grace: std::time::Duration,
     ) -> Self {
+        Self::with_flight_options(
+            client,
+            keys,
+            transport,
+            FlightOptions {
+                grace,
+                ..FlightOptions::default()
+            },
+        )
+    }
+
+    /// Like [`Self::from_client`], with every single-flight setting (grace period, how long a
+    /// follower waits, how many finished refreshes are kept).
+    pub fn with_flight_options(
+        client: Client,
+        keys: KeySet,
+        transport: T,
+        flights: FlightOptions,
+    ) -> Self {
         AsyncClient {
-            inner: Arc::new(Shared::new(client, keys, transport, grace)),
+            inner: Arc::new(Shared::with_flights(client, keys, transport, flights)),
+            spawn: default_spawn(),
         }
+    }
+
+    /// Runs `create_agent` and `refresh` as tasks of `spawn`, detached from the caller's future
+    /// (see [`Spawn`]).
+    #[must_use]
+    pub fn with_spawner(mut self, spawn: impl Spawn) -> Self {
+        self.spawn = Some(Arc::new(spawn));
+        self
+    }
+
+    /// Runs every operation inside the caller's future (cancelled with it).
+    #[must_use]
+    pub fn without_spawner(mut self) -> Self {
+        self.spawn = None;
+        self
     }
 
     /// The core client.
@@ -284,7 +370,30 @@ impl<T: Transport> AsyncClient<T> {
         self.run_session(Client::refresh, tokens, &options).await
     }
 
+    /// Runs the session operation detached (see [`Spawn`]) when a spawner is set.
     async fn run_session(
+        &self,
+        start: SessionStart,
+        tokens: TokenSet,
+        options: &CreateAgentOptions,
+    ) -> Result<Agent, Error> {
+        let Some(spawn) = &self.spawn else {
+            return self.run_session_here(start, tokens, options).await;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (this, options) = (self.clone(), options.clone());
+        let task: Task = Box::pin(async move {
+            let result = this.run_session_here(start, tokens, &options).await;
+            let _ = tx.send(result);
+        });
+        if let Err(task) = spawn.spawn(task) {
+            task.await;
+        }
+        rx.await
+            .unwrap_or(Err(Error::Transport(TransportError::Abandoned)))
+    }
+
+    async fn run_session_here(
         &self,
         start: SessionStart,
         tokens: TokenSet,
@@ -307,7 +416,8 @@ impl<T: Transport> AsyncClient<T> {
         self.run(op).await
     }
 
-    /// RFC 7009 revocation.
+    /// RFC 7009 revocation. Also forgets any finished refresh that spent or produced `token`,
+    /// so a replayed old token set is not answered from the grace period.
     ///
     /// # Errors
     /// A non-200 answer; transport failures.
@@ -316,6 +426,7 @@ impl<T: Transport> AsyncClient<T> {
         token: &str,
         hint: Option<TokenTypeHint>,
     ) -> Result<(), Error> {
+        self.inner.forget_token(token);
         let op = self.inner.client.revoke(token, hint)?;
         self.run(op).await
     }

@@ -6,13 +6,25 @@
 //!
 //! - one shared [`KeySet`](authpi_idp::KeySet) cache, updated on every
 //!   [`Step::KeysRefreshed`](authpi_idp::Step::KeysRefreshed);
-//! - **single-flight refresh**: concurrent operations holding the same refresh token
-//!   ([`RequestKind::Refresh`](authpi_idp::RequestKind::Refresh) carries its hash) send one
-//!   refresh request; every caller feeds the same response into its own session, and only the
-//!   leader's `on_refresh` persists it. A finished flight is kept for a grace period
-//!   ([`DEFAULT_REFRESH_GRACE`]) so a request that arrives with the old token set just after the
-//!   rotation gets the rotated result instead of replaying a dead refresh token;
-//! - **single-flight JWKS**: concurrent JWKS fetches share one request;
+//! - **single-flight refresh** (DESIGN §6): concurrent operations whose refresh requests are
+//!   interchangeable (same refresh token, keyed by its hash
+//!   ([`RequestKind::Refresh`](authpi_idp::RequestKind::Refresh)) *and* a hash of the whole
+//!   request, so a different scope, resource or client never shares) send one request. The
+//!   leader publishes the response the moment it arrives; every caller feeds it into its own
+//!   operation and runs its own `on_refresh` (storing is idempotent), so nothing is ever
+//!   shared as "persisted" and a failing, slow or panicking callback strands nobody. A
+//!   follower waits at most [`FlightOptions::wait`] ([`TransportError::Timeout`]). With a
+//!   [`Spawn`] hook (tokio by default in the reqwest and hyper adapters), `create_agent` and
+//!   `refresh` run detached, so a caller whose future is dropped does not take the rotated
+//!   tokens with it. A successful refresh stays available for a grace period
+//!   ([`DEFAULT_REFRESH_GRACE`]) so a request that arrives with the old token set just after
+//!   the rotation gets the rotated result instead of replaying a dead refresh token; a timer
+//!   removes it afterwards even without traffic, the store is bounded, and
+//!   [`AsyncClient::revoke_token`] purges every flight that spent or produced the token;
+//! - **single-flight JWKS**: concurrent JWKS fetches share one request; a JWKS follower whose
+//!   leader was cancelled takes the (idempotent) GET over;
+//! - TLS trust ([`TlsRoots`]: webpki, the OS store, a private CA) and optional `tracing`
+//!   spans (feature `tracing`; never a secret);
 //! - the OS random number generator for authorization URLs, and the system clock.
 //!
 //! No protocol logic lives here: no form bodies, no JSON, no claim checks. Nothing is retried:
@@ -37,12 +49,21 @@ mod client;
 pub mod driver;
 mod error;
 mod flight;
+mod tls;
 
-pub use client::{AsyncClient, CreateAgentOptions, OnRefresh, OnRefreshError};
+pub use client::{
+    AsyncClient, BlockingCreateAgentOptions, BlockingOnRefresh, CreateAgentOptions, OnRefresh,
+    OnRefreshError, RefreshOptions,
+};
+pub use driver::FlightOptions;
 pub use error::{BoxError, Error, TransportError};
-pub use flight::DEFAULT_REFRESH_GRACE;
+pub use flight::{DEFAULT_FOLLOW_TIMEOUT, DEFAULT_REFRESH_GRACE};
+pub use tls::TlsRoots;
+#[cfg(feature = "rustls")]
+pub use tls::rustls_config;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Default total deadline of one request (connect, send, receive the whole body).
@@ -65,6 +86,49 @@ pub trait Transport: Send + Sync + 'static {
     ) -> impl Future<Output = Result<http::Response<Vec<u8>>, TransportError>> + Send;
 }
 
+/// A task to run to completion on its own.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Runs a task detached from the caller's future: the spawn hook of this runtime-agnostic
+/// crate.
+///
+/// [`AsyncClient::create_agent`] and [`AsyncClient::refresh`] run their operation (the refresh
+/// request, the validation and `on_refresh`) as such a task and await its result, so a caller
+/// whose future is dropped (a client disconnect, a `timeout`) does not take the rotated tokens
+/// with it: the request and its persist complete, followers get the response, and a retry
+/// within the grace period gets the rotated set. Without a spawner the operation runs inside
+/// the caller's future and is cancelled with it.
+///
+/// With the `tokio` feature (on in `authpi-idp-reqwest` and `authpi-idp-hyper`),
+/// [`TokioSpawn`] is the default.
+pub trait Spawn: Send + Sync + 'static {
+    /// Starts `task`, or gives it back when it cannot be spawned (it then runs in the caller's
+    /// future).
+    ///
+    /// # Errors
+    /// The task, when there is no executor to run it.
+    fn spawn(&self, task: Task) -> Result<(), Task>;
+}
+
+/// Spawns on the current tokio runtime (`tokio::runtime::Handle::try_current`); outside a
+/// runtime, the task runs in the caller's future.
+#[cfg(feature = "tokio")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioSpawn;
+
+#[cfg(feature = "tokio")]
+impl Spawn for TokioSpawn {
+    fn spawn(&self, task: Task) -> Result<(), Task> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                drop(handle.spawn(task));
+                Ok(())
+            }
+            Err(_) => Err(task),
+        }
+    }
+}
+
 /// A transport that can build itself from [`TransportOptions`]; gives [`AsyncClient::new`],
 /// [`AsyncClient::with_options`] and [`AsyncClient::discover`].
 pub trait DefaultTransport: Transport + Sized {
@@ -76,13 +140,15 @@ pub trait DefaultTransport: Transport + Sized {
 }
 
 /// Settings every transport honours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TransportOptions {
     /// Total deadline per request (default [`DEFAULT_TIMEOUT`]).
     pub timeout: Duration,
     /// Largest response body accepted (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
     pub max_response_bytes: usize,
+    /// The TLS roots to trust (default: the compiled-in webpki roots).
+    pub roots: TlsRoots,
 }
 
 impl Default for TransportOptions {
@@ -90,6 +156,7 @@ impl Default for TransportOptions {
         TransportOptions {
             timeout: DEFAULT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            roots: TlsRoots::default(),
         }
     }
 }
@@ -105,6 +172,13 @@ impl TransportOptions {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the TLS roots to trust ([`TlsRoots::Os`], [`TlsRoots::from_pem`] …).
+    #[must_use]
+    pub fn roots(mut self, roots: TlsRoots) -> Self {
+        self.roots = roots;
         self
     }
 

@@ -4,7 +4,7 @@ use authpi_idp::{
     AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, Config, Introspection,
     LogoutRequest, TokenSet, TokenTypeHint, UserInfo,
 };
-use authpi_idp_async::{BoxError, Error, TransportOptions};
+use authpi_idp_async::{BoxError, Error, TransportError, TransportOptions};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,6 +28,8 @@ pub trait Api: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     fn exchange_code(&self, code: String, verifier: String) -> Fut<Agent>;
     fn create_agent(&self, tokens: TokenSet, hooks: Hooks) -> Fut<Agent>;
     fn refresh(&self, tokens: TokenSet, hooks: Hooks) -> Fut<Agent>;
+    /// `refresh` asking for RFC 8707 resources.
+    fn refresh_for(&self, tokens: TokenSet, hooks: Hooks, resources: Vec<String>) -> Fut<Agent>;
     fn get_user_info(&self, agent: Agent) -> Fut<UserInfo>;
     fn revoke_token(&self, token: String, hint: Option<TokenTypeHint>) -> Fut<()>;
     fn introspect(&self, token: String, hint: Option<TokenTypeHint>) -> Fut<Introspection>;
@@ -37,6 +39,10 @@ pub trait Api: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
 }
 
 fn async_options(hooks: Hooks) -> authpi_idp_async::CreateAgentOptions {
+    async_options_for(hooks, Vec::new())
+}
+
+fn async_options_for(hooks: Hooks, resources: Vec<String>) -> authpi_idp_async::CreateAgentOptions {
     let mut o = authpi_idp_async::CreateAgentOptions::new();
     if let Some(f) = hooks.on_refresh {
         o = o.on_refresh(move |t| {
@@ -46,6 +52,9 @@ fn async_options(hooks: Hooks) -> authpi_idp_async::CreateAgentOptions {
     }
     if let Some(f) = hooks.on_refresh_error {
         o = o.on_refresh_error(move |e| f(e));
+    }
+    for r in resources {
+        o = o.resource(r);
     }
     o
 }
@@ -83,6 +92,16 @@ macro_rules! async_api {
                 let c = self.clone();
                 Box::pin(async move { c.refresh(tokens, async_options(hooks)).await })
             }
+            fn refresh_for(
+                &self,
+                tokens: TokenSet,
+                hooks: Hooks,
+                resources: Vec<String>,
+            ) -> Fut<Agent> {
+                let c = self.clone();
+                let options = async_options_for(hooks, resources);
+                Box::pin(async move { c.refresh(tokens, options).await })
+            }
             fn get_user_info(&self, agent: Agent) -> Fut<UserInfo> {
                 let c = self.clone();
                 Box::pin(async move { c.get_user_info(&agent).await })
@@ -118,6 +137,10 @@ async_api!(authpi_idp_reqwest::IdpClient, "reqwest");
 async_api!(authpi_idp_hyper::IdpClient, "hyper");
 
 fn sync_options(hooks: Hooks) -> authpi_idp_ureq::CreateAgentOptions {
+    sync_options_for(hooks, Vec::new())
+}
+
+fn sync_options_for(hooks: Hooks, resources: Vec<String>) -> authpi_idp_ureq::CreateAgentOptions {
     let mut o = authpi_idp_ureq::CreateAgentOptions::new();
     if let Some(f) = hooks.on_refresh {
         o = o.on_refresh(move |t| f(t));
@@ -125,12 +148,20 @@ fn sync_options(hooks: Hooks) -> authpi_idp_ureq::CreateAgentOptions {
     if let Some(f) = hooks.on_refresh_error {
         o = o.on_refresh_error(move |e| f(e));
     }
+    for r in resources {
+        o = o.resource(r);
+    }
     o
 }
 
-/// Runs a blocking call on tokio's blocking pool.
+/// Runs a blocking call on tokio's blocking pool. A call that panicked (a panicking callback)
+/// is reported as `Abandoned`, as the async clients report a detached task that panicked.
 fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Fut<T> {
-    Box::pin(async move { tokio::task::spawn_blocking(f).await.unwrap() })
+    Box::pin(async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .unwrap_or(Err(Error::Transport(TransportError::Abandoned)))
+    })
 }
 
 impl Api for authpi_idp_ureq::IdpClientSync {
@@ -162,6 +193,10 @@ impl Api for authpi_idp_ureq::IdpClientSync {
     fn refresh(&self, tokens: TokenSet, hooks: Hooks) -> Fut<Agent> {
         let c = self.clone();
         blocking(move || c.refresh(tokens, sync_options(hooks)))
+    }
+    fn refresh_for(&self, tokens: TokenSet, hooks: Hooks, resources: Vec<String>) -> Fut<Agent> {
+        let c = self.clone();
+        blocking(move || c.refresh(tokens, sync_options_for(hooks, resources)))
     }
     fn get_user_info(&self, agent: Agent) -> Fut<UserInfo> {
         let c = self.clone();

@@ -1,0 +1,361 @@
+//! Several app instances (separate axum servers, separate clients) on one Redis and one issuer.
+
+mod common;
+
+use authpi_idp_axum::{SessionStore, SessionsConfig, StoreError};
+use authpi_idp_redis::RedisStore;
+use authpi_idp_redis::testing::{PrivateRedis, shared_url, unique_prefix};
+use authpi_idp_session::{BoxFuture, Lease};
+use common::{Browser, expire, instance, issuer};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn redis(test: &str) -> Arc<dyn SessionStore> {
+    Arc::new(RedisStore::new(&shared_url(), &unique_prefix(test)).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_requests_on_four_instances_refresh_an_expired_session_once() {
+    let served = issuer();
+    let store = redis("sixty_four");
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(instance(&served, Arc::clone(&store), SessionsConfig::default()).await);
+    }
+    let mut browser = Browser::new();
+    let landed = browser.login(&instances[0], "").await;
+    assert_eq!(landed.status, 303, "{}", landed.body);
+    let id = browser.session().unwrap();
+    let before = expire(&*store, &id).await;
+    let old_rt = before.tokens.refresh_token.clone().unwrap();
+    let base = served.stats();
+
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let mut b = browser.clone();
+        let url = instances[i % 4].url("/me");
+        tasks.push(tokio::spawn(async move { b.get(&url).await }));
+    }
+    for t in tasks {
+        let page = t.await.unwrap();
+        assert_eq!(page.status, 200, "{}", page.body);
+        let v: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+        assert_eq!(v["id"], "usr_alice");
+    }
+    let after = served.stats();
+    assert_eq!(
+        after.refresh_requests - base.refresh_requests,
+        1,
+        "one token request"
+    );
+    assert_eq!(after.token_requests - base.token_requests, 1);
+    let stored = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, before.version + 1);
+    let new_rt = stored.tokens.refresh_token.clone().unwrap();
+    assert_ne!(new_rt, old_rt, "the store holds the rotated set");
+    assert!(stored.tokens.expires_at > authpi_idp_session::unix_now());
+    // The rotated set works on every instance without another refresh.
+    for inst in &instances {
+        assert_eq!(browser.get(&inst.url("/me")).await.status, 200);
+    }
+    assert_eq!(served.stats().refresh_requests, after.refresh_requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_that_died_before_sending_is_replaced_after_the_lease_expires() {
+    let served = issuer();
+    let store = redis("dead_holder");
+    let config = SessionsConfig::default()
+        .lease_ttl(Duration::from_millis(800))
+        .wait(Duration::from_secs(10));
+    let a = instance(&served, Arc::clone(&store), config).await;
+    let b = instance(&served, Arc::clone(&store), config).await;
+    let mut browser = Browser::new();
+    browser.login(&a, "").await;
+    let id = browser.session().unwrap();
+    let record = expire(&*store, &id).await;
+    // A holder took the lease and died: it never sends and never releases.
+    let key = authpi_idp_session::lease_key(record.tokens.refresh_token.as_deref().unwrap());
+    assert!(
+        store
+            .try_lease(&key, "dead-holder", Duration::from_millis(800))
+            .await
+            .unwrap()
+    );
+    let base = served.stats();
+    let (mut b1, mut b2) = (browser.clone(), browser.clone());
+    let (ua, ub) = (a.url("/me"), b.url("/me"));
+    let (pa, pb) = tokio::join!(async move { b1.get(&ua).await }, async move {
+        b2.get(&ub).await
+    });
+    assert_eq!(pa.status, 200, "{}", pa.body);
+    assert_eq!(pb.status, 200, "{}", pb.body);
+    assert_eq!(served.stats().refresh_requests - base.refresh_requests, 1);
+    let stored = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, record.version + 1);
+    assert_ne!(stored.tokens.refresh_token, record.tokens.refresh_token);
+}
+
+/// A store whose first `stale_loads` loads of a session return an old view of it: the view of
+/// an instance that read the session just before another one rotated it.
+struct StaleView {
+    inner: Arc<dyn SessionStore>,
+    stale: authpi_idp_session::SessionRecord,
+    stale_loads: std::sync::atomic::AtomicUsize,
+}
+
+impl SessionStore for StaleView {
+    fn load<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<authpi_idp_session::SessionRecord>, StoreError>> {
+        use std::sync::atomic::Ordering;
+        let left = self.stale_loads.load(Ordering::SeqCst);
+        if left > 0 && id == self.stale.id {
+            self.stale_loads.store(left - 1, Ordering::SeqCst);
+            let stale = self.stale.clone();
+            return Box::pin(async move { Ok(Some(stale)) });
+        }
+        self.inner.load(id)
+    }
+    fn save<'a>(
+        &'a self,
+        r: &'a authpi_idp_session::SessionRecord,
+        e: Option<u64>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.save(r, e)
+    }
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.delete(id)
+    }
+    fn find_by_sid<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.inner.find_by_sid(s)
+    }
+    fn find_by_sub<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.inner.find_by_sub(s)
+    }
+    fn remember_jti<'a>(
+        &'a self,
+        j: &'a str,
+        t: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.remember_jti(j, t)
+    }
+    fn has_jti<'a>(&'a self, j: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.has_jti(j)
+    }
+    fn try_lease<'a>(
+        &'a self,
+        k: &'a str,
+        f: &'a str,
+        t: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.try_lease(k, f, t)
+    }
+    fn release_lease<'a>(&'a self, l: &'a Lease) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.release_lease(l)
+    }
+    fn put_transaction<'a>(
+        &'a self,
+        i: &'a str,
+        d: &'a str,
+        t: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.put_transaction(i, d, t)
+    }
+    fn take_transaction<'a>(
+        &'a self,
+        i: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        self.inner.take_transaction(i)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_grant_rereads_the_store_before_ending_the_session() {
+    // Instance A read the session just before B rotated it (e.g. A's lease expired under a
+    // slow provider): A refreshes with the spent token, gets invalid_grant, and must answer
+    // with B's rotated set instead of logging the user out.
+    let served = issuer();
+    let store = redis("reread");
+    let b = instance(&served, Arc::clone(&store), SessionsConfig::default()).await;
+    let mut browser = Browser::new();
+    browser.login(&b, "").await;
+    let id = browser.session().unwrap();
+    let stale = expire(&*store, &id).await;
+    assert_eq!(browser.get(&b.url("/me")).await.status, 200); // B rotates
+    let rotated = store.load(&id).await.unwrap().unwrap();
+    assert_ne!(rotated.tokens.refresh_token, stale.tokens.refresh_token);
+    let base = served.stats();
+    // A sees the stale record on its first load, its lease re-check and its holder re-check.
+    let view: Arc<dyn SessionStore> = Arc::new(StaleView {
+        inner: Arc::clone(&store),
+        stale,
+        stale_loads: std::sync::atomic::AtomicUsize::new(3),
+    });
+    let a = instance(&served, view, SessionsConfig::default()).await;
+    let page = browser.get(&a.url("/me")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let s = served.stats();
+    assert_eq!(
+        s.refresh_requests - base.refresh_requests,
+        1,
+        "A did send the spent token"
+    );
+    assert_eq!(
+        store.load(&id).await.unwrap().unwrap(),
+        rotated,
+        "B's set is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_mid_traffic_answers_503_and_recovers_after_restart() {
+    let served = issuer();
+    let mut server = PrivateRedis::start();
+    let store: Arc<dyn SessionStore> = Arc::new(RedisStore::new(&server.url(), "t:").unwrap());
+    let a = instance(&served, Arc::clone(&store), SessionsConfig::default()).await;
+    let b = instance(&served, Arc::clone(&store), SessionsConfig::default()).await;
+    let mut browser = Browser::new();
+    browser.login(&a, "").await;
+    let id = browser.session().unwrap();
+    let before = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(browser.get(&b.url("/me")).await.status, 200);
+
+    server.stop();
+    for inst in [&a, &b] {
+        for path in ["/me", "/page", "/orgs/org_acme/projects", "/login"] {
+            let page = browser.get(&inst.url(path)).await;
+            assert_eq!(page.status, 503, "{path}: {}", page.body);
+            assert_eq!(page.headers["retry-after"], "1");
+        }
+    }
+    // A due refresh cannot start without the store: nothing is sent, nothing half-written.
+    let base = served.stats();
+    server.restart();
+    let mut back = false;
+    for _ in 0..100 {
+        if browser.get(&a.url("/me")).await.status == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "no recovery after restart");
+    assert_eq!(browser.get(&b.url("/me")).await.status, 200);
+    let after = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(after, before, "the record survived whole");
+    assert_eq!(served.stats().token_requests, base.token_requests);
+
+    // An expired session while Redis is down: 503, and the refresh token is not spent.
+    expire(&*store, &id).await;
+    let expired = store.load(&id).await.unwrap().unwrap();
+    server.stop();
+    assert_eq!(browser.get(&a.url("/me")).await.status, 503);
+    assert_eq!(
+        served.stats().refresh_requests,
+        base.refresh_requests,
+        "not spent"
+    );
+    server.restart();
+    let mut ok = false;
+    for _ in 0..100 {
+        if browser.get(&b.url("/me")).await.status == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok);
+    let rotated = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(rotated.version, expired.version + 1);
+    assert_eq!(served.stats().refresh_requests, base.refresh_requests + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_tokens_survive_a_store_outage_during_the_refresh() {
+    // Redis dies while the holder's refresh request is at the provider (the old refresh token
+    // is being spent) and comes back: the holder keeps the rotated set and saves it as soon as
+    // the store answers; the request succeeds and nothing is lost or written half.
+    let served = issuer();
+    let mut server = PrivateRedis::start();
+    let prefix = "t:";
+    let store: Arc<dyn SessionStore> = Arc::new(RedisStore::new(&server.url(), prefix).unwrap());
+    let config = SessionsConfig::default().persist_for(Duration::from_secs(20));
+    let a = instance(&served, Arc::clone(&store), config).await;
+    let mut browser = Browser::new();
+    browser.login(&a, "").await;
+    let id = browser.session().unwrap();
+    let expired = expire(&*store, &id).await;
+    let key = format!(
+        "{prefix}{}",
+        authpi_idp_session::lease_key(expired.tokens.refresh_token.as_deref().unwrap())
+    );
+    served.set_stall("/token", Duration::from_millis(1500));
+    let base = served.stats();
+    let url = a.url("/me");
+    let mut b = browser.clone();
+    let request = tokio::spawn(async move { b.get(&url).await });
+    // Wait until the holder has its lease (it sends right after one more store read).
+    let redis = redis::Client::open(server.url().as_str()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    loop {
+        let held: bool = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if held {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(1700)).await; // the provider has answered by now
+    server.restart();
+    let page = request.await.unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(served.stats().refresh_requests - base.refresh_requests, 1);
+    let stored = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, expired.version + 1);
+    assert_ne!(stored.tokens.refresh_token, expired.tokens.refresh_token);
+    served.set_stall("/token", Duration::ZERO);
+    assert_eq!(browser.get(&a.url("/me")).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_record_means_log_in_again_and_can_be_logged_out() {
+    let served = issuer();
+    let url = shared_url();
+    let prefix = unique_prefix("corrupt");
+    let store: Arc<dyn SessionStore> = Arc::new(RedisStore::new(&url, &prefix).unwrap());
+    let a = instance(&served, Arc::clone(&store), SessionsConfig::default()).await;
+    let mut browser = Browser::new();
+    browser.login(&a, "").await;
+    let id = browser.session().unwrap();
+    let redis = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}s:{id}");
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("record")
+        .arg("{\"not\":\"a session\"}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(browser.clone().get(&a.url("/me")).await.status, 401);
+    let page = browser.clone().get(&a.url("/page")).await;
+    assert_eq!(page.status, 303, "to the login");
+    let origin = format!("http://{}", a.addr);
+    let out = browser
+        .post(&a.url("/logout"), &[("origin", origin.as_str())])
+        .await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "deleted");
+}

@@ -1,0 +1,95 @@
+//! # authpi-idp-session
+//!
+//! Browser sessions for web services built on [`authpi_idp`], shared by every instance of the
+//! service (DESIGN §9):
+//!
+//! - [`SessionStore`]: load, save with compare-and-set on a version, delete, find by `sid` and
+//!   by `sub`, a `jti` replay cache (back-channel logout), refresh leases and single-use
+//!   authorization transactions. [`MemoryStore`] here, Redis in `authpi-idp-redis`.
+//! - [`SessionRecord`]: the Python SDK's `TokenSet` JSON plus the session metadata.
+//! - [`Sessions`]: the **distributed single-flight refresh**. AuthPI rotates refresh tokens and
+//!   the old one dies on first use, so when several instances see one expired session at once,
+//!   exactly one of them may refresh:
+//!   1. in this process, one task per refresh token goes on (the others wait for it, then read
+//!      the store);
+//!   2. across processes, a lease per refresh-token hash (`SET NX PX` with a random fencing
+//!      value) elects the holder; the others poll the store (bounded) until the rotated set
+//!      appears, or the lease disappears (a holder that died releases by expiry) and they try
+//!      to take it themselves;
+//!   3. the holder refreshes through the async client and, inside `on_refresh` — before
+//!      anything else sees the new tokens — compare-and-sets the rotated set (version + 1);
+//!      then it releases the lease only if it still holds it;
+//!   4. on `invalid_grant` the store is re-read before the session is declared over: another
+//!      instance may have rotated it.
+//!
+//!   The refresh runs in a spawned task, so a request cancelled by its client (axum drops the
+//!   handler future) cannot drop a rotation half-way.
+//!
+//! A store that fails makes every call fail with [`SessionError::Unavailable`] (the web layer
+//! answers 503): nothing is decided without the store, and each save is one atomic step.
+//!
+//! ## When the lease holder dies
+//!
+//! - **Before it sent the refresh request**: the old refresh token is still valid. The others
+//!   keep polling; when the lease expires ([`SessionsConfig::lease_ttl`]) one of them takes it
+//!   and refreshes. Users wait at most the lease TTL (tested).
+//! - **After the store write** (the rotated set is compare-and-set, the lease not yet
+//!   released): nothing is lost. Waiters poll the *record*, not the lease, so they see the
+//!   rotated set at their next poll; the lease frees itself at expiry.
+//! - **Between the provider's answer and the store write** (a window of one store round trip):
+//!   the rotated tokens existed only in the dead process, and the old refresh token is spent.
+//!   After the lease expires the next holder refreshes with the old token, gets
+//!   `invalid_grant`, re-reads the store (still the old set) and ends the session: that user
+//!   logs in again. No protocol can close this window — the provider has already rotated —
+//!   but it is as short as it can be: the write happens inside `on_refresh`, before the agent
+//!   is even built, and it runs in a spawned task, so a cancelled request (client gone,
+//!   timeout layer) does not open it; only a process crash does. A store write that fails
+//!   is retried for [`SessionsConfig::persist_for`] (2 s) before the error is returned (503).
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod coordinator;
+mod store;
+pub mod testing;
+
+pub use coordinator::{SessionError, Sessions, SessionsConfig, lease_key};
+pub use store::{BoxFuture, Lease, MemoryStore, SessionRecord, SessionStore, StoreError};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The system clock in Unix seconds.
+#[must_use]
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `bytes` random bytes from the operating system's CSPRNG, base64url without padding.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] is not involved: a failing OS RNG gives `None`.
+#[must_use]
+pub fn random_token(bytes: usize) -> Option<String> {
+    use rand_core::TryRngCore;
+    let mut buf = vec![0u8; bytes];
+    rand_core::OsRng.try_fill_bytes(&mut buf).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(&buf))
+}
+
+/// A new session id: 256 bits from the OS CSPRNG (43 base64url characters).
+#[must_use]
+pub fn new_session_id() -> Option<String> {
+    random_token(32)
+}

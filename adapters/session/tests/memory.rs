@@ -1,0 +1,32 @@
+//! The store suite on the in-memory store.
+
+#[tokio::test]
+async fn memory_store_passes_the_store_suite() {
+    authpi_idp_session::testing::check_store(&authpi_idp_session::MemoryStore::new()).await;
+}
+
+#[test]
+fn record_json_keeps_the_python_token_set_and_redacts_debug() {
+    let r = authpi_idp_session::testing::record(
+        "sess-secret-id",
+        "usr_a",
+        Some("s1"),
+        "rt-secret",
+        1_000,
+    );
+    let json = r.to_json();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["tokens"]["refresh_token"], "rt-secret");
+    assert_eq!(v["tokens"]["token_type"], "Bearer");
+    assert_eq!(v["version"], 1);
+    assert_eq!(
+        authpi_idp_session::SessionRecord::from_json(json.as_bytes()).unwrap(),
+        r
+    );
+    let dbg = format!("{r:?}");
+    assert!(
+        !dbg.contains("rt-secret") && !dbg.contains("sess-secret-id"),
+        "{dbg}"
+    );
+    assert!(authpi_idp_session::SessionRecord::from_json(b"{\"id\":1}").is_err());
+}
