@@ -455,3 +455,449 @@ fn pending(response: &http::Response<Vec<u8>>) -> Option<Pending> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::provider::ProviderMetadata;
+    use authpi_idp_testkit::{Alg, Issuer};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    const ISS: &str = "https://op.example.com";
+    const NOW: UnixTime = UnixTime(1_767_312_000);
+
+    fn response(status: u16, body: &Value) -> http::Response<Vec<u8>> {
+        http::Response::builder()
+            .status(status)
+            .body(serde_json::to_vec(body).unwrap())
+            .unwrap()
+    }
+
+    fn raw(status: u16, body: &str) -> http::Response<Vec<u8>> {
+        http::Response::builder()
+            .status(status)
+            .body(body.as_bytes().to_vec())
+            .unwrap()
+    }
+
+    fn doc(device_endpoint: Option<&str>) -> Value {
+        let mut d = json!({
+            "issuer": ISS,
+            "authorization_endpoint": format!("{ISS}/auth"),
+            "token_endpoint": format!("{ISS}/token"),
+            "jwks_uri": format!("{ISS}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        });
+        if let Some(e) = device_endpoint {
+            d["device_authorization_endpoint"] = e.into();
+        }
+        d
+    }
+
+    fn client_with(device_endpoint: Option<&str>) -> Client {
+        let metadata =
+            ProviderMetadata::from_response(&response(200, &doc(device_endpoint)), ISS, NOW)
+                .unwrap();
+        let config = Config::builder(ISS, "cli")
+            .client_secret("cli_secret")
+            .build()
+            .unwrap();
+        Client::with_metadata(config, metadata).unwrap()
+    }
+
+    fn client() -> Client {
+        client_with(Some(&format!("{ISS}/device")))
+    }
+
+    /// The provider's signer: the testkit issuer's keys.
+    fn signer() -> Issuer {
+        Issuer::authpi_demo(ISS).build().unwrap()
+    }
+
+    fn keys(issuer: &Issuer) -> KeySet {
+        KeySet::from_response(&response(200, &issuer.jwks()), NOW).unwrap()
+    }
+
+    fn authorization() -> Value {
+        json!({
+            "device_code": "DEVICE-CODE-SECRET",
+            "user_code": "WDJB-MJHT",
+            "verification_uri": format!("{ISS}/device"),
+            "verification_uri_complete": format!("{ISS}/device?user_code=WDJB-MJHT"),
+            "expires_in": 600,
+            "interval": 5,
+        })
+    }
+
+    fn parsed() -> DeviceAuthorization {
+        DeviceAuthorization::from_response(&client(), &response(200, &authorization()), NOW)
+            .unwrap()
+    }
+
+    fn form(req: &http::Request<Vec<u8>>) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(req.body())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    fn token_response(issuer: &Issuer, aud: &str, now: UnixTime) -> http::Response<Vec<u8>> {
+        let id_token = issuer
+            .sign(
+                Alg::Es256,
+                None,
+                &json!({
+                    "iss": ISS, "sub": "usr_alice", "aud": aud,
+                    "iat": now.as_secs(), "exp": now.as_secs() + 300,
+                    "email": "alice@example.com",
+                }),
+            )
+            .unwrap();
+        response(
+            200,
+            &json!({
+                "access_token": "AT", "token_type": "Bearer", "expires_in": 1800,
+                "refresh_token": "RT", "id_token": id_token, "scope": "openid offline_access",
+            }),
+        )
+    }
+
+    fn oauth(code: &str) -> http::Response<Vec<u8>> {
+        response(400, &json!({"error": code}))
+    }
+
+    fn expect_send(step: DeviceStep) -> Outgoing {
+        match step {
+            DeviceStep::Send(out) => out,
+            other => panic!("expected Send, got {other:?}"),
+        }
+    }
+
+    fn expect_wait(step: DeviceStep) -> UnixTime {
+        match step {
+            DeviceStep::Wait { until } => until,
+            other => panic!("expected Wait, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rfc8628_3_1_device_authorization_request() {
+        let out = request(&client(), ["openid", "offline_access"]).unwrap();
+        assert_eq!(out.kind, RequestKind::DeviceAuthorization);
+        assert!(!out.kind.is_token_request());
+        assert_eq!(out.request.method(), http::Method::POST);
+        assert_eq!(out.request.uri(), &format!("{ISS}/device")[..]);
+        assert_eq!(
+            form(&out.request),
+            vec![("scope".to_owned(), "openid offline_access".to_owned())]
+        );
+        // Client authentication as at the token endpoint (client_secret_basic by default).
+        assert!(
+            out.request.headers()["authorization"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic ")
+        );
+    }
+
+    #[test]
+    fn the_request_needs_an_advertised_https_endpoint_and_openid() {
+        assert!(matches!(
+            request(&client_with(None), ["openid"]),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(matches!(
+            request(
+                &client_with(Some("http://op.example.com/device")),
+                ["openid"]
+            ),
+            Err(Error::Unsupported(_))
+        ));
+        assert!(matches!(
+            request(&client(), ["profile"]),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn rfc8628_3_2_response_is_parsed() {
+        let a = parsed();
+        assert_eq!(a.user_code(), "WDJB-MJHT");
+        assert_eq!(a.verification_uri().as_str(), format!("{ISS}/device"));
+        assert_eq!(
+            a.verification_uri_complete().unwrap().as_str(),
+            format!("{ISS}/device?user_code=WDJB-MJHT")
+        );
+        assert_eq!(a.expires_at(), UnixTime(NOW.as_secs() + 600));
+        assert_eq!(a.interval(), 5);
+        // interval is optional: 5 s (RFC 8628 §3.2).
+        let mut v = authorization();
+        v.as_object_mut().unwrap().remove("interval");
+        let a = DeviceAuthorization::from_response(&client(), &response(200, &v), NOW).unwrap();
+        assert_eq!(a.interval(), DEFAULT_INTERVAL);
+        let debug = format!("{a:?}");
+        assert!(
+            !debug.contains("DEVICE-CODE-SECRET") && !debug.contains("WDJB"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn rfc8628_3_2_invalid_responses_are_refused() {
+        let with = |member: &str, value: Value| {
+            let mut v = authorization();
+            v[member] = value;
+            v
+        };
+        let without = |member: &str| {
+            let mut v = authorization();
+            v.as_object_mut().unwrap().remove(member);
+            v
+        };
+        let cases: Vec<(&str, Value)> = vec![
+            ("no device_code", without("device_code")),
+            ("no user_code", without("user_code")),
+            ("no verification_uri", without("verification_uri")),
+            ("no expires_in", without("expires_in")),
+            ("empty device_code", with("device_code", json!(""))),
+            ("numeric device_code", with("device_code", json!(42))),
+            (
+                "user_code with ESC",
+                with("user_code", json!("\u{1b}[2JABCD")),
+            ),
+            (
+                "relative verification_uri",
+                with("verification_uri", json!("/device")),
+            ),
+            (
+                "http verification_uri",
+                with("verification_uri", json!("http://op.example.com/d")),
+            ),
+            (
+                "verification_uri with fragment",
+                with("verification_uri", json!(format!("{ISS}/d#x"))),
+            ),
+            (
+                "javascript verification_uri_complete",
+                with("verification_uri_complete", json!("javascript:alert(1)")),
+            ),
+            ("expires_in 0", with("expires_in", json!(0))),
+            ("negative expires_in", with("expires_in", json!(-5))),
+            ("string expires_in", with("expires_in", json!("600"))),
+            ("interval 0", with("interval", json!(0))),
+            ("fractional interval", with("interval", json!(2.5))),
+        ];
+        for (name, body) in cases {
+            let err = DeviceAuthorization::from_response(&client(), &response(200, &body), NOW)
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Response {
+                        endpoint: Endpoint::DeviceAuthorization,
+                        ..
+                    }
+                ),
+                "{name}: {err:?}"
+            );
+        }
+        // Duplicate members are refused (strict JSON).
+        let dup = r#"{"device_code":"a","device_code":"b","user_code":"U","verification_uri":"https://op.example.com/d","expires_in":600}"#;
+        assert!(DeviceAuthorization::from_response(&client(), &raw(200, dup), NOW).is_err());
+        // The provider's OAuth errors, with or without a 200.
+        for resp in [
+            oauth("invalid_client"),
+            response(200, &json!({"error": "invalid_client"})),
+        ] {
+            let err = DeviceAuthorization::from_response(&client(), &resp, NOW).unwrap_err();
+            assert_eq!(err.code(), "invalid_client");
+        }
+        let err = DeviceAuthorization::from_response(&client(), &raw(503, ""), NOW).unwrap_err();
+        assert_eq!(err.status(), Some(503));
+    }
+
+    #[test]
+    fn rfc8628_3_4_polls_honour_interval_pending_and_slow_down() {
+        let issuer = signer();
+        let c = client();
+        let mut poll = DevicePoll::new(&c, &parsed(), &keys(&issuer), NOW);
+
+        // The first poll goes out at once: the device access token request.
+        let out = expect_send(poll.poll(NOW).unwrap());
+        assert_eq!(out.kind, RequestKind::DeviceCode);
+        assert!(out.kind.is_token_request());
+        assert_eq!(out.request.uri(), &format!("{ISS}/token")[..]);
+        let f = form(&out.request);
+        assert!(f.contains(&("grant_type".into(), GRANT_TYPE.into())));
+        assert!(f.contains(&("device_code".into(), "DEVICE-CODE-SECRET".into())));
+
+        // authorization_pending: wait `interval` (5 s); no request before then.
+        poll.handle_response(oauth("authorization_pending"));
+        let t = UnixTime(NOW.as_secs() + 1);
+        assert_eq!(
+            expect_wait(poll.poll(t).unwrap()),
+            UnixTime(t.as_secs() + 5)
+        );
+        assert_eq!(
+            expect_wait(poll.poll(UnixTime(t.as_secs() + 4)).unwrap()),
+            UnixTime(t.as_secs() + 5)
+        );
+        let t = UnixTime(t.as_secs() + 5);
+        expect_send(poll.poll(t).unwrap());
+
+        // slow_down: the interval grows by 5 s, for this and every later poll.
+        poll.handle_response(oauth("slow_down"));
+        assert_eq!(poll.interval(), 10);
+        assert_eq!(
+            expect_wait(poll.poll(t).unwrap()),
+            UnixTime(t.as_secs() + 10)
+        );
+        let t = UnixTime(t.as_secs() + 10);
+        expect_send(poll.poll(t).unwrap());
+        poll.handle_response(oauth("authorization_pending"));
+        assert_eq!(
+            expect_wait(poll.poll(t).unwrap()),
+            UnixTime(t.as_secs() + 10)
+        );
+        let t = UnixTime(t.as_secs() + 10);
+        expect_send(poll.poll(t).unwrap());
+        poll.handle_response(oauth("slow_down"));
+        assert_eq!(poll.interval(), 15);
+        let t2 = expect_wait(poll.poll(t).unwrap());
+        assert_eq!(t2, UnixTime(t.as_secs() + 15));
+
+        // Approved: the tokens, with the ID token verified.
+        expect_send(poll.poll(t2).unwrap());
+        poll.handle_response(token_response(&issuer, "cli", t2));
+        let agent = match poll.poll(t2).unwrap() {
+            DeviceStep::Done(a) => a,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(agent.id(), "usr_alice");
+        assert_eq!(agent.email(), Some("alice@example.com"));
+        assert_eq!(agent.tokens().refresh_token.as_deref(), Some("RT"));
+        assert_eq!(agent.tokens().expires_at, t2.as_secs() + 1800);
+        // Over.
+        assert!(matches!(poll.poll(t2), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn rfc8628_3_5_terminal_errors_end_the_poll() {
+        let issuer = signer();
+        for code in [
+            "access_denied",
+            "expired_token",
+            "invalid_grant",
+            "invalid_client",
+        ] {
+            let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
+            expect_send(poll.poll(NOW).unwrap());
+            poll.handle_response(oauth(code));
+            let err = poll.poll(NOW).unwrap_err();
+            assert_eq!(err.code(), code);
+            assert!(
+                poll.poll(NOW).is_err(),
+                "{code}: poll goes on after an error"
+            );
+        }
+        // A pending answer that is not a 400 is not a pending answer.
+        let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
+        expect_send(poll.poll(NOW).unwrap());
+        poll.handle_response(response(500, &json!({"error": "authorization_pending"})));
+        assert!(poll.poll(NOW).is_err());
+    }
+
+    #[test]
+    fn rfc8628_3_5_the_device_code_expires_without_a_request() {
+        let issuer = signer();
+        let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
+        expect_send(poll.poll(NOW).unwrap());
+        poll.handle_response(oauth("authorization_pending"));
+        let err = poll.poll(UnixTime(NOW.as_secs() + 600)).unwrap_err();
+        assert_eq!(err.code(), "expired_token");
+    }
+
+    #[test]
+    fn the_id_token_is_verified_like_a_code_exchange() {
+        let issuer = signer();
+        // Another audience: refused, no agent.
+        let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
+        expect_send(poll.poll(NOW).unwrap());
+        poll.handle_response(token_response(&issuer, "someone_else", NOW));
+        assert_eq!(poll.poll(NOW).unwrap_err().code(), "invalid_id_token");
+
+        // Signed by a key the provider does not publish (the keys were fetched just now, so the
+        // code exchange's cooldown allows no refetch): refused.
+        let stranger = Issuer::authpi_demo("https://elsewhere.example")
+            .build()
+            .unwrap();
+        let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
+        expect_send(poll.poll(NOW).unwrap());
+        poll.handle_response(token_response(&stranger, "cli", NOW));
+        assert_eq!(poll.poll(NOW).unwrap_err().code(), "invalid_id_token");
+
+        // No ID token at all: refused.
+        let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
+        expect_send(poll.poll(NOW).unwrap());
+        poll.handle_response(response(
+            200,
+            &json!({"access_token": "AT", "token_type": "Bearer", "expires_in": 60}),
+        ));
+        assert!(poll.poll(NOW).is_err());
+    }
+
+    #[test]
+    fn an_empty_key_set_is_fetched_before_the_first_poll() {
+        let issuer = signer();
+        let mut poll = DevicePoll::new(&client(), &parsed(), &KeySet::empty(), NOW);
+        let out = expect_send(poll.poll(NOW).unwrap());
+        assert_eq!(out.kind, RequestKind::Jwks);
+        poll.handle_response(response(200, &issuer.jwks()));
+        assert!(matches!(
+            poll.poll(NOW).unwrap(),
+            DeviceStep::KeysRefreshed(_)
+        ));
+        expect_send(poll.poll(NOW).unwrap());
+        poll.handle_response(oauth("authorization_pending"));
+        // The fetched keys are kept: the next poll goes straight to the token endpoint.
+        let t = expect_wait(poll.poll(NOW).unwrap());
+        assert_eq!(
+            expect_send(poll.poll(t).unwrap()).kind,
+            RequestKind::DeviceCode
+        );
+        poll.handle_response(token_response(&issuer, "cli", t));
+        assert!(matches!(poll.poll(t).unwrap(), DeviceStep::Done(_)));
+    }
+
+    #[test]
+    fn out_of_order_calls_are_usage_errors() {
+        let issuer = signer();
+        let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
+        expect_send(poll.poll(NOW).unwrap());
+        // poll without handle_response.
+        assert!(matches!(poll.poll(NOW), Err(Error::Usage(_))));
+        // handle_response without a request.
+        let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
+        poll.handle_response(oauth("authorization_pending"));
+        assert!(matches!(poll.poll(NOW), Err(Error::Usage(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn the_response_parser_never_panics(status in 100u16..600, body in ".*") {
+            let _ = DeviceAuthorization::from_response(&client(), &raw(status, &body), NOW);
+        }
+
+        #[test]
+        fn the_poll_never_panics_on_any_token_response(status in 100u16..600, body in ".*") {
+            let issuer = signer();
+            let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
+            expect_send(poll.poll(NOW).unwrap());
+            poll.handle_response(raw(status, &body));
+            let _ = poll.poll(NOW);
+        }
+    }
+}
