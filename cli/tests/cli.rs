@@ -29,6 +29,14 @@ fn cmd() -> Command {
         "AUTHPI_PROFILE",
         "AUTHPI_BROWSER",
         "AUTHPI_LOG",
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
     ] {
         c.env_remove(var);
     }
@@ -682,7 +690,9 @@ fn loopback_ignores_stale_callbacks_and_idle_connections() {
     let mut child = cmd()
         .arg("login")
         .args(web_args(&served))
-        .args(["--json", "--timeout", "60", "--no-launch-browser"])
+        // Shorter than a browser's idle connection may stay open (and than the listener's
+        // per-connection read timeout): the login must not wait for the idle one.
+        .args(["--json", "--timeout", "15", "--no-launch-browser"])
         .arg("--tokens")
         .arg(dir.join("t.json"))
         .stdout(Stdio::piped())
@@ -1328,4 +1338,35 @@ fn completions_and_help_examples() {
     ] {
         assert!(help.contains(expected), "{expected}: {help}");
     }
+}
+
+#[test]
+fn proxies_come_from_the_environment() {
+    // ALL_PROXY/HTTPS_PROXY/HTTP_PROXY are honoured (here a proxy that does not exist, so the
+    // request fails as unavailable), and NO_PROXY exempts the issuer.
+    let served = Served::start_demo().unwrap();
+    let m2m = |c: &mut Command| {
+        c.args(["client-credentials", "--json"])
+            .args(["--issuer", served.issuer_url(), "--client-id", "c_m2m"])
+            .env("AUTHPI_CLIENT_SECRET", "secret_m2m");
+    };
+    let mut c = cmd();
+    m2m(&mut c);
+    let out = c.env("ALL_PROXY", "http://127.0.0.1:1").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stderr_json(&out)["error"], "transport_error");
+    assert_eq!(served.stats().discovery_requests, 0);
+    let mut c = cmd();
+    m2m(&mut c);
+    let out = c
+        .env("ALL_PROXY", "http://127.0.0.1:1")
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert_eq!(stdout_json(&out)["id"], "c_m2m");
 }
