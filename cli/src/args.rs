@@ -104,6 +104,11 @@ pub struct Where {
     /// Seconds to wait for another `authpi-idp` using the same token file.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub lock_timeout: u64,
+    /// Where new tokens are kept: the file, or the OS keyring (cargo feature `keyring`; the
+    /// file then holds only the issuer, client and entry name; without a keyring the file is
+    /// used, with a warning).
+    #[arg(long, value_enum, env = "AUTHPI_STORE", default_value = "file")]
+    pub store: crate::store::Store,
 }
 
 /// The commands.

@@ -169,7 +169,7 @@ fn timeout(at: &Where) -> Duration {
 
 fn open(ctx: Ctx, conn: &Conn, at: &Where, exclusive: bool) -> Result<Opened, CliError> {
     let path = store::resolve(at.tokens.as_deref(), at.profile.as_deref())?;
-    let file = TokenFile::new(path);
+    let file = TokenFile::new(path).with_store(at.store, ctx.log);
     let lock = file.lock(exclusive, timeout(at), ctx.log)?;
     let (tokens, bound) = file.read()?;
     let config = config(conn, bound.as_ref(), None)?;
@@ -485,7 +485,8 @@ pub fn client_credentials(
     let op = net.client.client_credentials(split_scopes(scopes), &[])?;
     let agent = net.run_plain(op)?;
     if let Some(p) = path {
-        save_login(ctx, &net, &TokenFile::new(p), agent.tokens(), 30)?;
+        let file = TokenFile::new(p).with_store(store::Store::File, ctx.log);
+        save_login(ctx, &net, &file, agent.tokens(), 30)?;
     }
     Ok(agent_outcome(&agent, ctx.style))
 }

@@ -55,7 +55,7 @@ fn authorization_url(net: &Net, args: &LoginArgs) -> Result<AuthorizationUrl, Cl
 /// `login`.
 pub fn login(ctx: Ctx, args: &LoginArgs) -> Result<Outcome, CliError> {
     let path = store::resolve(args.at.tokens.as_deref(), args.at.profile.as_deref())?;
-    let file = TokenFile::new(path);
+    let file = TokenFile::new(path).with_store(args.at.store, ctx.log);
     // Logging in again to a profile needs no flags: its file names the issuer and client.
     let stored = file.read().ok().and_then(|(_, b)| b);
     let (net, agent) = if args.device {

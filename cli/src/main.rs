@@ -22,6 +22,7 @@ mod commands;
 mod demo;
 mod device;
 mod error;
+mod keyring;
 mod login;
 mod net;
 mod output;

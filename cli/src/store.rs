@@ -51,10 +51,23 @@ impl Binding {
     }
 }
 
+/// Where the tokens themselves are kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Store {
+    /// In the token file (mode 0600).
+    #[default]
+    File,
+    /// In the OS keyring; the token file keeps only its binding and the keyring entry's name.
+    /// Falls back to the file (with a warning) when there is no keyring.
+    Keyring,
+}
+
 /// A token file on disk.
 #[derive(Clone, Debug)]
 pub struct TokenFile {
     path: PathBuf,
+    store: Store,
+    log: Log,
 }
 
 /// Held while a token file is being read, used and rewritten; unlocks on drop.
@@ -122,9 +135,43 @@ pub fn resolve(tokens: Option<&Path>, profile: Option<&str>) -> Result<PathBuf, 
 }
 
 impl TokenFile {
-    /// The token file at `path`.
+    /// The token file at `path`, tokens kept in the file itself, warnings not shown.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        TokenFile { path: path.into() }
+        TokenFile {
+            path: path.into(),
+            store: Store::File,
+            log: Log {
+                verbose: false,
+                json: true,
+            },
+        }
+    }
+
+    /// Where new tokens go, and where warnings go.
+    pub fn with_store(mut self, store: Store, log: Log) -> Self {
+        self.store = store;
+        self.log = log;
+        self
+    }
+
+    /// The keyring account of this file: its absolute path.
+    fn account(&self) -> String {
+        std::path::absolute(&self.path)
+            .unwrap_or_else(|_| self.path.clone())
+            .display()
+            .to_string()
+    }
+
+    /// The keyring account named by a marker file's content, if it is one.
+    fn keyring_marker(value: &Value) -> Option<String> {
+        if value.get("access_token").is_some() {
+            return None;
+        }
+        value
+            .get("keyring")?
+            .get("account")?
+            .as_str()
+            .map(str::to_owned)
     }
 
     /// The path.
@@ -233,28 +280,79 @@ impl TokenFile {
             Err(e) => return Err(io_err("cannot read", &self.path, &e)),
         };
         check_private(&self.path)?;
-        let tokens = TokenSet::from_json(&bytes).map_err(|e| {
+        let value = serde_json::from_slice::<Value>(&bytes).ok();
+        let binding = value
+            .as_ref()
+            .and_then(|v| v.get("bound_to").and_then(Binding::from_json));
+        let secret;
+        let token_bytes = match value.as_ref().and_then(Self::keyring_marker) {
+            Some(account) => {
+                secret = crate::keyring::get(&account).map_err(|why| {
+                    CliError::TokenFile(format!(
+                        "the tokens of {} are in the OS keyring, which cannot be read: {why}",
+                        self.path.display()
+                    ))
+                })?;
+                secret.as_bytes()
+            }
+            None => &bytes[..],
+        };
+        let tokens = TokenSet::from_json(token_bytes).map_err(|e| {
             CliError::TokenFile(format!("{} is not a token set: {e}", self.path.display()))
         })?;
-        let binding = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("bound_to").and_then(Binding::from_json));
         Ok((tokens, binding))
     }
 
-    /// Replaces the file's content atomically, mode 0600.
+    /// The keyring account of the current file, when it is a keyring marker.
+    fn current_marker(&self) -> Option<String> {
+        let bytes = fs::read(&self.path).ok()?;
+        Self::keyring_marker(&serde_json::from_slice(&bytes).ok()?)
+    }
+
+    /// Replaces the tokens atomically: the file (mode 0600), or with `--store keyring` the
+    /// keyring entry plus a marker file (the binding and the entry's name). When the keyring
+    /// cannot be used the tokens go to the file, with a warning.
     pub fn write(&self, tokens: &TokenSet, binding: &Binding) -> Result<(), CliError> {
+        let previous = self.current_marker();
+        if self.store == Store::Keyring {
+            let account = previous.clone().unwrap_or_else(|| self.account());
+            match crate::keyring::put(&account, &tokens.to_json()) {
+                Ok(()) => {
+                    let marker = json!({
+                        "bound_to": binding.to_json(),
+                        "keyring": {"service": "authpi-idp", "account": account},
+                    });
+                    return write_atomic(&self.path, marker.to_string().as_bytes());
+                }
+                Err(why) => self.log.note(&format!(
+                    "warning: the OS keyring cannot be used ({why}); the tokens are kept in {} \
+                     (mode 0600)",
+                    self.path.display()
+                )),
+            }
+        }
         let mut v = serde_json::to_value(tokens).map_err(|_| {
             CliError::TokenFile("internal: the token set does not serialize".into())
         })?;
         if let Some(map) = v.as_object_mut() {
             map.insert("bound_to".into(), binding.to_json());
         }
-        write_atomic(&self.path, v.to_string().as_bytes())
+        write_atomic(&self.path, v.to_string().as_bytes())?;
+        if let Some(account) = previous {
+            // The tokens moved to the file: the keyring copy is stale (best effort).
+            let _ = crate::keyring::delete(&account);
+        }
+        Ok(())
     }
 
-    /// Deletes the token file and its provider cache (the lock file stays: others may hold it).
+    /// Deletes the token file (and its keyring entry) and its provider cache (the lock file
+    /// stays: others may hold it).
     pub fn delete(&self) -> Result<(), CliError> {
+        if let Some(account) = self.current_marker() {
+            crate::keyring::delete(&account).map_err(|why| {
+                CliError::TokenFile(format!("cannot delete the OS keyring entry: {why}"))
+            })?;
+        }
         for p in [self.path.clone(), self.provider_path()] {
             match fs::remove_file(&p) {
                 Ok(()) => {}

@@ -1370,3 +1370,75 @@ fn proxies_come_from_the_environment() {
         .unwrap();
     assert_eq!(stdout_json(&out)["id"], "c_m2m");
 }
+
+#[test]
+fn store_keyring_falls_back_to_the_file_without_a_keyring() {
+    // No OS keyring here (a build without the `keyring` feature, or a headless machine without
+    // a Secret Service): the tokens stay in the file, with a warning, and the session works.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("keyring");
+    let tokens = dir.join("t.json");
+    let mut child = cmd()
+        .arg("login")
+        .args(web_args(&served))
+        .args([
+            "--paste-callback",
+            "--redirect-uri",
+            "http://127.0.0.1:9/callback",
+        ])
+        .args(["--store", "keyring", "--tokens"])
+        .arg(&tokens)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let callback = browse(first.trim());
+    writeln!(child.stdin.take().unwrap(), "{callback}").unwrap();
+    let out = wait_guarded(child, 30);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: the OS keyring cannot be used"),
+        "{stderr}"
+    );
+    let stored = TokenSet::from_json(&std::fs::read(&tokens).unwrap()).unwrap();
+    assert!(stored.refresh_token.is_some());
+    assert_eq!(mode(&tokens), 0o600);
+    let out = run(
+        &served,
+        "whoami",
+        &["--tokens", tokens.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(stdout_json(&out)["id"], "usr_alice");
+}
+
+#[test]
+fn a_keyring_session_that_cannot_be_read_is_an_error_not_a_login() {
+    // A marker file (tokens in the keyring) on a machine where the keyring cannot be read.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("keyring-marker");
+    let tokens = dir.join("t.json");
+    std::fs::write(
+        &tokens,
+        serde_json::json!({
+            "bound_to": {"issuer": served.issuer_url(), "client_id": "client_web"},
+            "keyring": {"service": "authpi-idp", "account": "/nonexistent/authpi-test"},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    set_mode(&tokens, 0o600);
+    let out = run(
+        &served,
+        "whoami",
+        &["--tokens", tokens.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr_json(&out);
+    assert_eq!(e["error"], "token_file_error");
+    assert!(e["message"].as_str().unwrap().contains("OS keyring"), "{e}");
+}
