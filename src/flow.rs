@@ -479,6 +479,16 @@ impl Session {
         self.refreshed
     }
 
+    /// Whether this operation had to refresh (forced, or auto-refresh with the access token
+    /// inside the refresh buffer), decided when it was created. An error from `poll` while
+    /// `refresh_due() && !refreshed()` means fresh tokens could not be obtained: whatever failed
+    /// (no refresh token, the key-set prefetch, the token request or its validation), the
+    /// caller holds no usable tokens, which is when an adapter reports `on_refresh_error`.
+    #[must_use]
+    pub fn refresh_due(&self) -> bool {
+        self.refresh
+    }
+
     fn subject(&self) -> Option<&str> {
         match &self.identity {
             Identity::Claims(c) => Some(&c.sub),

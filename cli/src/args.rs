@@ -36,8 +36,12 @@ Examples:
   printf %s \"$TOKEN\" | authpi-idp verify --issuer https://idp.authpi.com/i_123 --audience https://api.example.com -
   authpi-idp completions bash > /etc/bash_completion.d/authpi-idp
 
+TLS and proxies:
+  The built-in (webpki) roots by default; --system-roots for the OS store, --ca-file PEM for a
+  private CA. Proxies from ALL_PROXY / HTTPS_PROXY / HTTP_PROXY, except NO_PROXY hosts.
+
 Environment:
-  AUTHPI_ISSUER_URL, AUTHPI_CLIENT_ID, AUTHPI_CLIENT_SECRET, AUTHPI_REDIRECT_URI, AUTHPI_PROFILE,
+  AUTHPI_CA_FILE, AUTHPI_ISSUER_URL, AUTHPI_CLIENT_ID, AUTHPI_CLIENT_SECRET, AUTHPI_REDIRECT_URI, AUTHPI_PROFILE,
   AUTHPI_BROWSER (program that opens the login URL; default xdg-open / open / start),
   AUTHPI_LOG (any value but 0: like --verbose).";
 
@@ -57,6 +61,14 @@ pub struct Cli {
     /// stderr.
     #[arg(long, short = 'v', global = true)]
     pub verbose: bool,
+    /// Trust exactly the CA certificates of this PEM file (a provider behind a private CA)
+    /// instead of the built-in (webpki) roots.
+    #[arg(long, global = true, value_name = "PEM", env = "AUTHPI_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Trust the operating system's certificate store (corporate CAs, TLS-inspecting proxies)
+    /// instead of the built-in (webpki) roots.
+    #[arg(long, global = true, conflicts_with = "ca_file")]
+    pub system_roots: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

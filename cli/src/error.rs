@@ -96,7 +96,7 @@ impl CliError {
                 _ => "sdk",
             },
             CliError::Sdk(SdkError::Transport(_)) => "transport",
-            CliError::Sdk(SdkError::Callback(_)) => "persist",
+            CliError::Sdk(SdkError::Callback { .. }) => "persist",
             CliError::Sdk(SdkError::Rng) => "rng",
             CliError::Sdk(_) => "sdk",
             CliError::Usage { .. } => "usage",
@@ -141,7 +141,7 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
-            CliError::Sdk(SdkError::Callback(e)) => {
+            CliError::Sdk(SdkError::Callback { source: e, .. }) => {
                 format!("the rotated tokens could not be saved: {e}")
             }
             CliError::Sdk(e) => {

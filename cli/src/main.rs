@@ -44,6 +44,23 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e, json),
     };
+    let roots = if let Some(pem) = &cli.ca_file {
+        match authpi_idp_ureq::TlsRoots::from_pem_file(pem) {
+            Ok(r) => r,
+            Err(e) => {
+                let err = CliError::usage(
+                    format!("--ca-file {}: {e}", pem.display()),
+                    Some("--ca-file"),
+                );
+                return report(&err, cli.json);
+            }
+        }
+    } else if cli.system_roots {
+        authpi_idp_ureq::TlsRoots::Os
+    } else {
+        authpi_idp_ureq::TlsRoots::default()
+    };
+    net::set_roots(roots);
     let verbose =
         cli.verbose || std::env::var_os("AUTHPI_LOG").is_some_and(|v| !v.is_empty() && v != "0");
     let ctx = Ctx {
@@ -69,15 +86,18 @@ fn main() -> ExitCode {
             }
             ExitCode::from(outcome.code)
         }
-        Err(err) => {
-            if ctx.style.json {
-                eprintln!("{}", err.to_json());
-            } else {
-                eprintln!("error: {err} ({})", err.code());
-            }
-            ExitCode::from(err.exit_code())
-        }
+        Err(err) => report(&err, ctx.style.json),
     }
+}
+
+/// Prints an error (one JSON object under `--json`) and returns its exit code.
+fn report(err: &CliError, json: bool) -> ExitCode {
+    if json {
+        eprintln!("{}", err.to_json());
+    } else {
+        eprintln!("error: {err} ({})", err.code());
+    }
+    ExitCode::from(err.exit_code())
 }
 
 /// A clap error: help and version print as usual (exit 0); anything else is a usage error

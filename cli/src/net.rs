@@ -4,8 +4,18 @@
 use crate::error::CliError;
 use authpi_idp::flow::Discovered;
 use authpi_idp::{Client, Config, KeySet, Operation, Outgoing, Step, TokenSet, UnixTime};
-use authpi_idp_ureq::{TransportOptions, UreqTransport};
+use authpi_idp_ureq::{TlsRoots, TransportOptions, UreqTransport};
+use std::sync::OnceLock;
 use std::time::Instant;
+
+/// The TLS roots of every transport of this process (`--ca-file`, `--system-roots`), set once
+/// at start.
+static ROOTS: OnceLock<TlsRoots> = OnceLock::new();
+
+/// Sets the TLS roots (call once, before any request).
+pub fn set_roots(roots: TlsRoots) {
+    let _ = ROOTS.set(roots);
+}
 
 /// The system clock.
 pub fn now() -> UnixTime {
@@ -77,10 +87,13 @@ pub struct Http {
 }
 
 impl Http {
-    /// The default transport (rustls, webpki roots; 30 s deadline; 1 MiB cap; no redirects).
+    /// The transport: rustls with the roots of [`set_roots`] (default webpki), proxies from
+    /// the environment, 30 s deadline, 1 MiB cap, no redirects.
     pub fn new(log: Log) -> Self {
+        let roots = ROOTS.get().cloned().unwrap_or_default();
+        log.debug(&format!("TLS roots: {roots:?}"));
         Http {
-            transport: UreqTransport::new(TransportOptions::default()),
+            transport: UreqTransport::new(TransportOptions::new().roots(roots)),
             log,
         }
     }

@@ -1442,3 +1442,68 @@ fn a_keyring_session_that_cannot_be_read_is_an_error_not_a_login() {
     assert_eq!(e["error"], "token_file_error");
     assert!(e["message"].as_str().unwrap().contains("OS keyring"), "{e}");
 }
+
+#[test]
+fn ca_file_trusts_a_private_ca() {
+    // A provider behind a private CA: the built-in roots refuse it (unavailable, exit 5);
+    // with --ca-file the TLS handshake succeeds (the one-request test server then answers
+    // something that is not a discovery document: a configuration error, exit 2).
+    use authpi_idp_adapter_suite::cases::private_ca_server;
+    let (_, issuer, server) = private_ca_server();
+    let out = cmd()
+        .args([
+            "verify",
+            "--json",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "a",
+            "tok",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stderr_json(&out)["error"], "transport_error");
+    server.join().unwrap();
+
+    let (ca, issuer, server) = private_ca_server();
+    let dir = temp_dir("ca");
+    let pem = dir.join("ca.pem");
+    std::fs::write(&pem, ca).unwrap();
+    let out = cmd()
+        .args([
+            "verify",
+            "--json",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "a",
+            "tok",
+        ])
+        .arg("--ca-file")
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stderr_json(&out)["kind"], "discovery");
+    server.join().unwrap();
+
+    // A file that is not PEM is a usage error naming the flag.
+    let out = cmd()
+        .args(["whoami", "--json", "--ca-file"])
+        .arg(dir.join("missing.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(stderr_json(&out)["argument"], "--ca-file");
+}

@@ -1,9 +1,10 @@
 //! [`AsyncClient`]: the client surface of the Python SDK's `IdpClient`, over any transport.
 
-use crate::driver::{Action, Driver, SessionStart, Shared};
-use crate::error::{BoxError, Error};
+use crate::driver::{Action, Driver, FlightOptions, SessionStart, Shared};
+use crate::error::{BoxError, Error, TransportError};
 use crate::{
-    DEFAULT_REFRESH_GRACE, DefaultTransport, Transport, TransportOptions, os_rng, system_now,
+    DEFAULT_REFRESH_GRACE, DefaultTransport, Spawn, Task, Transport, TransportOptions, os_rng,
+    system_now,
 };
 use authpi_idp::flow::Discovered;
 use authpi_idp::{
@@ -28,7 +29,8 @@ pub type OnRefreshError = Arc<dyn Fn(&Error) + Send + Sync>;
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct CreateAgentOptions {
-    /// See [`OnRefresh`]. Under single-flight only the caller whose request went out calls it.
+    /// See [`OnRefresh`]. Under single-flight every caller's `on_refresh` runs with the same
+    /// rotated set (storing it is idempotent), whether it sent the request or followed.
     pub on_refresh: Option<OnRefresh>,
     /// Fires only when a refresh was due and fresh tokens could not be obtained or persisted
     /// (failures before or at the persist step; not a later UserInfo failure).
@@ -98,13 +100,27 @@ impl CreateAgentOptions {
 /// cache and the single-flight maps.
 pub struct AsyncClient<T> {
     inner: Arc<Shared<T>>,
+    spawn: Option<Arc<dyn Spawn>>,
 }
 
 impl<T> Clone for AsyncClient<T> {
     fn clone(&self) -> Self {
         AsyncClient {
             inner: Arc::clone(&self.inner),
+            spawn: self.spawn.clone(),
         }
+    }
+}
+
+/// [`crate::TokioSpawn`] with the `tokio` feature, else none.
+fn default_spawn() -> Option<Arc<dyn Spawn>> {
+    #[cfg(feature = "tokio")]
+    {
+        Some(Arc::new(crate::TokioSpawn))
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        None
     }
 }
 
@@ -193,9 +209,44 @@ impl<T: Transport> AsyncClient<T> {
         transport: T,
         grace: std::time::Duration,
     ) -> Self {
+        Self::with_flight_options(
+            client,
+            keys,
+            transport,
+            FlightOptions {
+                grace,
+                ..FlightOptions::default()
+            },
+        )
+    }
+
+    /// Like [`Self::from_client`], with every single-flight setting (grace period, how long a
+    /// follower waits, how many finished refreshes are kept).
+    pub fn with_flight_options(
+        client: Client,
+        keys: KeySet,
+        transport: T,
+        flights: FlightOptions,
+    ) -> Self {
         AsyncClient {
-            inner: Arc::new(Shared::new(client, keys, transport, grace)),
+            inner: Arc::new(Shared::with_flights(client, keys, transport, flights)),
+            spawn: default_spawn(),
         }
+    }
+
+    /// Runs `create_agent` and `refresh` as tasks of `spawn`, detached from the caller's future
+    /// (see [`Spawn`]).
+    #[must_use]
+    pub fn with_spawner(mut self, spawn: impl Spawn) -> Self {
+        self.spawn = Some(Arc::new(spawn));
+        self
+    }
+
+    /// Runs every operation inside the caller's future (cancelled with it).
+    #[must_use]
+    pub fn without_spawner(mut self) -> Self {
+        self.spawn = None;
+        self
     }
 
     /// The core client.
@@ -286,7 +337,30 @@ impl<T: Transport> AsyncClient<T> {
         self.run_session(Client::refresh, tokens, &options).await
     }
 
+    /// Runs the session operation detached (see [`Spawn`]) when a spawner is set.
     async fn run_session(
+        &self,
+        start: SessionStart,
+        tokens: TokenSet,
+        options: &CreateAgentOptions,
+    ) -> Result<Agent, Error> {
+        let Some(spawn) = &self.spawn else {
+            return self.run_session_here(start, tokens, options).await;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (this, options) = (self.clone(), options.clone());
+        let task: Task = Box::pin(async move {
+            let result = this.run_session_here(start, tokens, &options).await;
+            let _ = tx.send(result);
+        });
+        if let Err(task) = spawn.spawn(task) {
+            task.await;
+        }
+        rx.await
+            .unwrap_or(Err(Error::Transport(TransportError::Abandoned)))
+    }
+
+    async fn run_session_here(
         &self,
         start: SessionStart,
         tokens: TokenSet,
@@ -309,7 +383,8 @@ impl<T: Transport> AsyncClient<T> {
         self.run(op).await
     }
 
-    /// RFC 7009 revocation.
+    /// RFC 7009 revocation. Also forgets any finished refresh that spent or produced `token`,
+    /// so a replayed old token set is not answered from the grace period.
     ///
     /// # Errors
     /// A non-200 answer; transport failures.
@@ -318,6 +393,7 @@ impl<T: Transport> AsyncClient<T> {
         token: &str,
         hint: Option<TokenTypeHint>,
     ) -> Result<(), Error> {
+        self.inner.forget_token(token);
         let op = self.inner.client.revoke(token, hint)?;
         self.run(op).await
     }

@@ -26,6 +26,9 @@ pub enum TransportError {
     Io(Arc<dyn std::error::Error + Send + Sync>),
     /// The request could not be expressed for this HTTP library.
     InvalidRequest,
+    /// TLS could not be set up (unusable roots or configuration); names the problem, never a
+    /// certificate.
+    Tls(&'static str),
     /// Another caller's request, whose response this call was waiting for (single-flight),
     /// was cancelled before a response came back.
     Abandoned,
@@ -53,6 +56,7 @@ impl fmt::Display for TransportError {
             TransportError::Connect(_) => f.write_str("could not connect to the provider"),
             TransportError::Io(_) => f.write_str("the connection to the provider failed"),
             TransportError::InvalidRequest => f.write_str("the request could not be sent"),
+            TransportError::Tls(what) => write!(f, "TLS setup failed: {what}"),
             TransportError::Abandoned => {
                 f.write_str("the shared request was cancelled before it completed")
             }
@@ -77,8 +81,16 @@ pub enum Error {
     Idp(authpi_idp::Error),
     /// The request did not get a response.
     Transport(TransportError),
-    /// The caller's `on_refresh` callback failed: the rotated tokens were not persisted.
-    Callback(BoxError),
+    /// The caller's `on_refresh` callback failed: the rotated tokens were not persisted. The
+    /// old refresh token is already spent, so the rotated set is carried here (its `Debug`
+    /// is redacted): store it once the store is back ([`Error::rotated_tokens`]). Within the
+    /// refresh grace period, a retry with the old token set also gets it again.
+    Callback {
+        /// The callback's error.
+        source: BoxError,
+        /// The rotated token set that was not persisted.
+        tokens: Option<Box<authpi_idp::TokenSet>>,
+    },
     /// The operating system's random number generator failed.
     Rng,
 }
@@ -91,7 +103,7 @@ impl Error {
         match self {
             Error::Idp(e) => e.code(),
             Error::Transport(_) => "transport_error",
-            Error::Callback(_) => "callback_error",
+            Error::Callback { .. } => "callback_error",
             Error::Rng => "rng_error",
         }
     }
@@ -120,6 +132,15 @@ impl Error {
         matches!(self, Error::Idp(e) if e.is_session_over())
     }
 
+    /// The rotated token set an `on_refresh` failure left unpersisted ([`Error::Callback`]).
+    #[must_use]
+    pub fn rotated_tokens(&self) -> Option<&authpi_idp::TokenSet> {
+        match self {
+            Error::Callback { tokens, .. } => tokens.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The core error, if this is one.
     #[must_use]
     pub fn as_idp(&self) -> Option<&authpi_idp::Error> {
@@ -135,7 +156,7 @@ impl fmt::Display for Error {
         match self {
             Error::Idp(e) => fmt::Display::fmt(e, f),
             Error::Transport(e) => fmt::Display::fmt(e, f),
-            Error::Callback(_) => f.write_str("the on_refresh callback failed"),
+            Error::Callback { .. } => f.write_str("the on_refresh callback failed"),
             Error::Rng => f.write_str("the operating system's random number generator failed"),
         }
     }
@@ -146,7 +167,7 @@ impl std::error::Error for Error {
         match self {
             Error::Idp(e) => Some(e),
             Error::Transport(e) => Some(e),
-            Error::Callback(e) => Some(&**e),
+            Error::Callback { source, .. } => Some(&**source),
             Error::Rng => None,
         }
     }
@@ -174,7 +195,10 @@ mod tests {
         let e = Error::Transport(TransportError::io(std::io::Error::other(secret)));
         assert_eq!(e.code(), "transport_error");
         assert!(!e.to_string().contains(secret));
-        let e = Error::Callback(secret.into());
+        let e = Error::Callback {
+            source: secret.into(),
+            tokens: None,
+        };
         assert_eq!(e.code(), "callback_error");
         assert!(!e.to_string().contains(secret));
         assert!(Error::from(authpi_idp::Error::TokenExpired).code() == "token_expired");

@@ -1,20 +1,31 @@
 //! Single-flight: one request, one response, shared by every caller that asked meanwhile.
 //!
-//! A flight is a [`Slot`] in a map keyed by what makes requests interchangeable (the refresh
-//! token's hash; `()` for the JWKS). The first caller leads: it inserts the slot, sends the
-//! request and publishes an [`Outcome`] (the response, when it was received and whether the
-//! leader persisted the result). Later callers follow: they wait on the slot, blocking
-//! ([`Follower::wait_blocking`], a `Condvar`) or async ([`Follower::wait`], a tokio `Notify`);
-//! both wait on the same state, so one implementation serves the async and the blocking
-//! clients. A leader dropped before it had a response abandons the flight (followers get
-//! [`TransportError::Abandoned`]); one dropped after it had a response publishes it, marked
-//! not persisted. A successful, persisted outcome stays in the map for the grace period, so a
-//! caller that still holds the old refresh token gets the rotated result. The map lock is held
-//! only to look up or insert, never across I/O or a wait.
+//! A flight is a [`Slot`] in a table keyed by what makes requests interchangeable (for a
+//! refresh: the refresh token's hash and a hash of the whole request, so a different scope,
+//! resource or client never shares; `()` for the JWKS). The first caller leads: it inserts the
+//! slot, sends the request and publishes an [`Outcome`] (the response and when it was received)
+//! **as soon as the response is there**, before anybody persists anything: every caller,
+//! leader or follower, feeds the response into its own operation and runs its own
+//! `on_refresh`, so nothing is ever shared "as persisted". Later callers follow: they wait on
+//! the slot, blocking ([`Follower::wait_blocking`], a `Condvar`) or async ([`Follower::wait`],
+//! a tokio `Notify`), each for at most the table's wait bound ([`TransportError::Timeout`]
+//! after it). A leader dropped before it had a response abandons the flight (followers get
+//! [`TransportError::Abandoned`]); one dropped after it had a response publishes it.
+//!
+//! A successful (2xx) outcome stays in the table for the grace period, so a caller that still
+//! holds the old refresh token gets the rotated result instead of replaying a spent token.
+//! Nothing outlives the grace period: a timer thread (started on demand, gone when there is
+//! nothing to time) removes expired outcomes even when no traffic comes, and wakes async
+//! followers whose wait bound passed. The table holds at most `capacity` finished outcomes
+//! (the oldest go first), and [`Flights::purge`] forgets every finished flight that involved a
+//! revoked token. The table lock is held only to look up, insert or remove, never across I/O
+//! or a wait; lock order is table, then slot.
 
 use crate::error::TransportError;
 use authpi_idp::UnixTime;
-use std::collections::HashMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
 use std::hash::Hash;
 use std::pin::pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -24,22 +35,36 @@ use tokio::sync::Notify;
 /// How long a successful refresh stays available to callers that still hold the old token set.
 pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(30);
 
+/// How long a follower waits for the leader's response by default (the leader's own request
+/// has a 30 s deadline by default; a little more so the leader's answer normally wins).
+pub const DEFAULT_FOLLOW_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// Finished outcomes kept at most per table.
+pub(crate) const DEFAULT_CAPACITY: usize = 10_000;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What a finished flight produced.
 #[doc(hidden)] // reachable only through the hidden `driver` module
-#[derive(Debug)]
 pub struct Outcome {
     response: Result<(http::response::Parts, Vec<u8>), TransportError>,
     /// When the leader received the response (the `now` its operation used for it).
     pub(crate) received_at: UnixTime,
-    /// Whether the leader's `on_refresh` stored the result.
-    pub(crate) persisted: bool,
+    /// When the outcome was published.
     finished: Instant,
-    /// Reusable by late arrivals during the grace period.
-    reusable: bool,
+}
+
+impl fmt::Debug for Outcome {
+    /// The status only: the body is a token response.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.response.as_ref().map(|(p, _)| p.status.as_u16());
+        f.debug_struct("Outcome")
+            .field("status", &status)
+            .field("received_at", &self.received_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Outcome {
@@ -47,6 +72,10 @@ impl Outcome {
     pub(crate) fn to_response(&self) -> Result<http::Response<Vec<u8>>, TransportError> {
         let (parts, body) = self.response.as_ref().map_err(Clone::clone)?;
         Ok(http::Response::from_parts(parts.clone(), body.clone()))
+    }
+
+    fn reusable(&self) -> bool {
+        matches!(&self.response, Ok((p, _)) if p.status.is_success())
     }
 }
 
@@ -67,15 +96,32 @@ impl State {
 }
 
 /// One flight's state, with a wake-up for each kind of waiter.
-struct Slot {
+#[doc(hidden)] // reachable only through the hidden `driver` module
+pub struct Slot {
     state: Mutex<State>,
     blocking: Condvar,
     r#async: Notify,
+    /// Hashes of the tokens this flight produced (added by the drivers that consumed it), so
+    /// revoking any of them purges the flight.
+    tags: Mutex<Vec<[u8; 32]>>,
 }
 
 impl Slot {
+    fn new() -> Self {
+        Slot {
+            state: Mutex::new(State::Pending),
+            blocking: Condvar::new(),
+            r#async: Notify::new(),
+            tags: Mutex::new(Vec::new()),
+        }
+    }
+
     fn set(&self, state: State) {
         *lock(&self.state) = state;
+        self.wake();
+    }
+
+    fn wake(&self) {
         self.blocking.notify_all();
         self.r#async.notify_waiters();
     }
@@ -86,147 +132,388 @@ impl Slot {
         (!matches!(*state, State::Pending)).then(|| state.result())
     }
 
-    /// In flight, or finished recently enough (and successfully) to answer late callers.
-    fn live(&self, grace: Duration) -> bool {
+    /// In flight, or finished successfully within `grace` (answers late callers).
+    fn joinable(&self, grace: Duration) -> bool {
         match &*lock(&self.state) {
             State::Pending => true,
-            State::Done(o) => o.reusable && o.finished.elapsed() < grace,
+            State::Done(o) => o.reusable() && o.finished.elapsed() < grace,
             State::Abandoned => false,
         }
+    }
+
+    fn finished(&self) -> bool {
+        matches!(&*lock(&self.state), State::Done(_))
+    }
+
+    /// Records the hashes of tokens this flight produced.
+    pub(crate) fn tag(&self, hashes: impl IntoIterator<Item = [u8; 32]>) {
+        let mut tags = lock(&self.tags);
+        for h in hashes {
+            if !tags.contains(&h) {
+                tags.push(h);
+            }
+        }
+    }
+
+    fn tagged(&self, hash: &[u8; 32]) -> bool {
+        lock(&self.tags).contains(hash)
+    }
+}
+
+/// A timed event of the table.
+enum Event<K> {
+    /// An async follower's wait bound passes: wake the slot's waiters so they look at the time.
+    Wake(Arc<Slot>),
+    /// A finished outcome's grace period ends: remove it.
+    Expire(K, Arc<Slot>),
+}
+
+struct Timed<K> {
+    at: Instant,
+    seq: u64,
+    event: Event<K>,
+}
+
+impl<K> PartialEq for Timed<K> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl<K> Eq for Timed<K> {}
+impl<K> PartialOrd for Timed<K> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<K> Ord for Timed<K> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+struct Table<K> {
+    slots: HashMap<K, Arc<Slot>>,
+    timers: BinaryHeap<Reverse<Timed<K>>>,
+    /// Finished outcomes in `slots`.
+    kept: usize,
+    seq: u64,
+    timer_running: bool,
+}
+
+impl<K: Hash + Eq> Table<K> {
+    fn schedule(&mut self, at: Instant, event: Event<K>) {
+        self.seq = self.seq.wrapping_add(1);
+        self.timers.push(Reverse(Timed {
+            at,
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    /// Fires the earliest event.
+    fn fire_next(&mut self) {
+        if let Some(Reverse(t)) = self.timers.pop() {
+            match t.event {
+                Event::Wake(slot) => slot.wake(),
+                Event::Expire(key, slot) => {
+                    if self.slots.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                        self.slots.remove(&key);
+                    }
+                    self.kept = self.kept.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// Fires every event due at `now`.
+    fn fire_due(&mut self, now: Instant) {
+        while self.timers.peek().is_some_and(|Reverse(t)| t.at <= now) {
+            self.fire_next();
+        }
+    }
+
+    /// Removes `key` if it still maps to `slot`.
+    fn remove(&mut self, key: &K, slot: &Arc<Slot>) {
+        if self.slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            self.slots.remove(key);
+        }
+    }
+}
+
+struct Inner<K> {
+    table: Mutex<Table<K>>,
+    timer: Condvar,
+    grace: Duration,
+    wait: Duration,
+    capacity: usize,
+}
+
+/// Schedules a wake-up of a slot (the async wait bound), whatever the table's key type.
+trait WakeAt: Send + Sync {
+    fn wake_at(self: Arc<Self>, at: Instant, slot: Arc<Slot>);
+}
+
+impl<K: Hash + Eq + Send + 'static> WakeAt for Inner<K> {
+    fn wake_at(self: Arc<Self>, at: Instant, slot: Arc<Slot>) {
+        let mut table = lock(&self.table);
+        table.schedule(at, Event::Wake(slot));
+        self.ensure_timer(&mut table);
+    }
+}
+
+/// The timer thread: fires events when due, exits when there is nothing left to time.
+fn run_timer<K: Hash + Eq + Send + 'static>(inner: &Inner<K>) {
+    let mut table = lock(&inner.table);
+    loop {
+        let now = Instant::now();
+        table.fire_due(now);
+        let Some(next) = table.timers.peek().map(|Reverse(t)| t.at) else {
+            table.timer_running = false;
+            return;
+        };
+        table = inner
+            .timer
+            .wait_timeout(table, next.saturating_duration_since(now))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
 }
 
 /// Flights by key.
 pub(crate) struct Flights<K> {
-    map: Mutex<HashMap<K, Arc<Slot>>>,
-    grace: Duration,
+    inner: Arc<Inner<K>>,
 }
 
 /// The caller's role in a flight.
-pub(crate) enum Join {
+pub(crate) enum Join<K: Hash + Eq + Clone + Send + 'static> {
     /// Send the request and publish the outcome.
-    Leader(Leader),
+    Leader(Leader<K>),
     /// Wait for the leader's outcome.
     Follower(Follower),
 }
 
-impl<K: Hash + Eq> Flights<K> {
-    /// `grace`: how long a successful outcome answers late callers (zero: only concurrent ones).
-    pub(crate) fn new(grace: Duration) -> Self {
+impl<K: Hash + Eq + Clone + Send + 'static> Flights<K> {
+    /// `grace`: how long a successful outcome answers late callers (zero: only concurrent
+    /// ones); `wait`: how long a follower waits; `capacity`: finished outcomes kept at most.
+    pub(crate) fn new(grace: Duration, wait: Duration, capacity: usize) -> Self {
         Flights {
-            map: Mutex::new(HashMap::new()),
-            grace,
+            inner: Arc::new(Inner {
+                table: Mutex::new(Table {
+                    slots: HashMap::new(),
+                    timers: BinaryHeap::new(),
+                    kept: 0,
+                    seq: 0,
+                    timer_running: false,
+                }),
+                timer: Condvar::new(),
+                grace,
+                wait,
+                capacity: capacity.max(1),
+            }),
         }
     }
 
     /// Joins the flight for `key`, or starts one.
-    pub(crate) fn join(&self, key: K) -> Join {
-        let mut map = lock(&self.map);
-        let grace = self.grace;
-        map.retain(|_, slot| slot.live(grace));
-        if let Some(slot) = map.get(&key) {
-            return Join::Follower(Follower(Arc::clone(slot)));
+    pub(crate) fn join(&self, key: K) -> Join<K> {
+        let mut table = lock(&self.inner.table);
+        table.fire_due(Instant::now());
+        if let Some(slot) = table.slots.get(&key) {
+            if slot.joinable(self.inner.grace) {
+                return Join::Follower(self.follower(Arc::clone(slot)));
+            }
+            let slot = Arc::clone(slot);
+            if slot.finished() {
+                table.kept = table.kept.saturating_sub(1);
+            }
+            table.remove(&key, &slot);
         }
-        let slot = Arc::new(Slot {
-            state: Mutex::new(State::Pending),
-            blocking: Condvar::new(),
-            r#async: Notify::new(),
-        });
-        map.insert(key, Arc::clone(&slot));
+        let slot = Arc::new(Slot::new());
+        table.slots.insert(key.clone(), Arc::clone(&slot));
         Join::Leader(Leader {
+            flights: Arc::clone(&self.inner),
+            key,
             slot,
             response: None,
             received_at: UnixTime(0),
-            keep: !grace.is_zero(),
         })
+    }
+
+    fn follower(&self, slot: Arc<Slot>) -> Follower {
+        Follower {
+            slot,
+            wait: self.inner.wait,
+            timer: Arc::clone(&self.inner) as Arc<dyn WakeAt>,
+        }
+    }
+
+    /// Forgets every finished flight whose key `matches` or that produced a token with hash
+    /// `token_hash` (a revoked token must not be answered from the grace period).
+    pub(crate) fn purge(&self, token_hash: &[u8; 32], matches: impl Fn(&K) -> bool) {
+        let mut table = lock(&self.inner.table);
+        let before = table.slots.len();
+        table
+            .slots
+            .retain(|k, slot| !(slot.finished() && (matches(k) || slot.tagged(token_hash))));
+        let removed = before - table.slots.len();
+        table.kept = table.kept.saturating_sub(removed);
+    }
+
+    /// Finished outcomes currently kept (for tests and metrics).
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> usize {
+        lock(&self.inner.table).slots.len()
+    }
+}
+
+impl<K: Hash + Eq + Send + 'static> Inner<K> {
+    /// Starts the timer thread unless it runs; without threads, expiry happens at `join`.
+    fn ensure_timer(self: &Arc<Self>, table: &mut Table<K>) {
+        if table.timer_running {
+            self.timer.notify_one();
+            return;
+        }
+        let inner = Arc::clone(self);
+        table.timer_running = std::thread::Builder::new()
+            .name("authpi-idp-flights".into())
+            .spawn(move || run_timer(&inner))
+            .is_ok();
     }
 }
 
 /// A follower's handle on a flight: wait for the leader's outcome.
 #[doc(hidden)] // reachable only through the hidden `driver` module
-pub struct Follower(Arc<Slot>);
+pub struct Follower {
+    slot: Arc<Slot>,
+    wait: Duration,
+    timer: Arc<dyn WakeAt>,
+}
 
 impl Follower {
-    /// Waits (async) for the leader's outcome.
+    /// The flight.
+    pub(crate) fn slot(&self) -> Arc<Slot> {
+        Arc::clone(&self.slot)
+    }
+
+    /// Waits (async) for the leader's outcome, at most the table's wait bound.
+    ///
+    /// # Errors
+    /// The leader's transport error, [`TransportError::Abandoned`], or
+    /// [`TransportError::Timeout`] when the bound passed.
     pub async fn wait(&self) -> Result<Arc<Outcome>, TransportError> {
+        let deadline = Instant::now() + self.wait;
+        let mut scheduled = false;
         loop {
             // Register before looking, so a `set` between the look and the await still wakes us.
-            let mut notified = pin!(self.0.r#async.notified());
+            let mut notified = pin!(self.slot.r#async.notified());
             notified.as_mut().enable();
-            if let Some(result) = self.0.done() {
+            if let Some(result) = self.slot.done() {
                 return result;
+            }
+            if Instant::now() >= deadline {
+                return Err(TransportError::Timeout);
+            }
+            if !scheduled {
+                Arc::clone(&self.timer).wake_at(deadline, Arc::clone(&self.slot));
+                scheduled = true;
             }
             notified.await;
         }
     }
 
-    /// Blocks the thread until the leader's outcome is there.
+    /// Blocks the thread until the leader's outcome is there, at most the table's wait bound.
+    ///
+    /// # Errors
+    /// As [`Self::wait`].
     pub fn wait_blocking(&self) -> Result<Arc<Outcome>, TransportError> {
         let pending = |state: &mut State| matches!(state, State::Pending);
-        self.0
+        let (state, _) = self
+            .slot
             .blocking
-            .wait_while(lock(&self.0.state), pending)
-            .unwrap_or_else(PoisonError::into_inner)
-            .result()
+            .wait_timeout_while(lock(&self.slot.state), self.wait, pending)
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*state {
+            State::Pending => Err(TransportError::Timeout),
+            done => done.result(),
+        }
     }
 }
 
 /// The leader's side of a flight. Dropping it publishes what it has, or abandons the flight.
-pub(crate) struct Leader {
+pub(crate) struct Leader<K: Hash + Eq + Clone + Send + 'static> {
+    flights: Arc<Inner<K>>,
+    key: K,
     slot: Arc<Slot>,
     response: Option<Result<(http::response::Parts, Vec<u8>), TransportError>>,
     received_at: UnixTime,
-    keep: bool,
 }
 
-impl Leader {
-    /// Records the transport's answer. A transport error is published at once.
+impl<K: Hash + Eq + Clone + Send + 'static> Leader<K> {
+    /// The flight.
+    pub(crate) fn slot(&self) -> Arc<Slot> {
+        Arc::clone(&self.slot)
+    }
+
+    /// Records the transport's answer and publishes it to the followers at once.
     pub(crate) fn received(
-        &mut self,
+        mut self,
         result: Result<http::Response<Vec<u8>>, TransportError>,
         at: UnixTime,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
         self.received_at = at;
-        match result {
+        let (stored, back) = match result {
             Ok(resp) => {
                 let (parts, body) = resp.into_parts();
-                self.response = Some(Ok((parts.clone(), body.clone())));
-                Ok(http::Response::from_parts(parts, body))
+                let back = Ok(http::Response::from_parts(parts.clone(), body.clone()));
+                (Ok((parts, body)), back)
             }
-            Err(e) => {
-                self.response = Some(Err(e.clone()));
-                self.finish(false);
-                Err(e)
-            }
-        }
+            Err(e) => (Err(e.clone()), Err(e)),
+        };
+        self.response = Some(stored);
+        self.finish();
+        back
     }
 
-    /// Publishes the outcome to the followers.
-    pub(crate) fn publish(mut self, persisted: bool) {
-        self.finish(persisted);
-    }
-
-    fn finish(&mut self, persisted: bool) {
-        if let Some(response) = self.response.take() {
-            let reusable =
-                self.keep && persisted && matches!(&response, Ok((p, _)) if p.status.is_success());
-            self.slot.set(State::Done(Arc::new(Outcome {
-                response,
-                received_at: self.received_at,
-                persisted,
-                finished: Instant::now(),
-                reusable,
-            })));
+    fn finish(&mut self) {
+        let Some(response) = self.response.take() else {
+            return;
+        };
+        let outcome = Arc::new(Outcome {
+            response,
+            received_at: self.received_at,
+            finished: Instant::now(),
+        });
+        let keep = !self.flights.grace.is_zero() && outcome.reusable();
+        self.slot.set(State::Done(outcome));
+        let mut table = lock(&self.flights.table);
+        if !keep {
+            table.remove(&self.key, &self.slot);
+            return;
         }
+        if !table
+            .slots
+            .get(&self.key)
+            .is_some_and(|s| Arc::ptr_eq(s, &self.slot))
+        {
+            return; // purged meanwhile
+        }
+        let at = Instant::now() + self.flights.grace;
+        table.schedule(at, Event::Expire(self.key.clone(), Arc::clone(&self.slot)));
+        table.kept += 1;
+        // Over capacity: fire the earliest events (the oldest outcomes expire first).
+        while table.kept > self.flights.capacity && !table.timers.is_empty() {
+            table.fire_next();
+        }
+        self.flights.ensure_timer(&mut table);
     }
 }
 
-impl Drop for Leader {
+impl<K: Hash + Eq + Clone + Send + 'static> Drop for Leader<K> {
     fn drop(&mut self) {
         if self.response.is_some() {
-            self.finish(false);
+            self.finish();
         } else if matches!(&*lock(&self.slot.state), State::Pending) {
             self.slot.set(State::Abandoned);
+            lock(&self.flights.table).remove(&self.key, &self.slot);
         }
     }
 }
@@ -235,20 +522,22 @@ impl Drop for Leader {
 mod tests {
     use super::*;
 
+    const LONG: Duration = Duration::from_secs(300);
+
     fn ok_response(status: u16) -> http::Response<Vec<u8>> {
         let mut r = http::Response::new(b"{}".to_vec());
         *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
         r
     }
 
-    fn leader(j: Join) -> Leader {
+    fn leader<K: Hash + Eq + Clone + Send + 'static>(j: Join<K>) -> Leader<K> {
         match j {
             Join::Leader(l) => l,
             Join::Follower(_) => panic!("expected to lead"),
         }
     }
 
-    fn follower(j: Join) -> Follower {
+    fn follower<K: Hash + Eq + Clone + Send + 'static>(j: Join<K>) -> Follower {
         match j {
             Join::Follower(f) => f,
             Join::Leader(_) => panic!("expected to follow"),
@@ -268,35 +557,30 @@ mod tests {
     }
 
     #[test]
-    fn followers_get_the_leaders_response_and_late_callers_too_within_grace() {
-        let flights = Flights::new(Duration::from_secs(30));
-        let mut l = leader(flights.join(1u8));
+    fn followers_get_the_response_as_soon_as_it_is_received_and_late_callers_within_grace() {
+        let flights = Flights::new(Duration::from_secs(30), LONG, 10);
+        let l = leader(flights.join(1u8));
         let f = follower(flights.join(1u8));
         let _other = leader(flights.join(2u8)); // other keys are independent
+        // Published on receipt: nobody waits for the leader's persist.
         l.received(Ok(ok_response(200)), UnixTime(5)).unwrap();
-        l.publish(true);
         for o in wait_both(&f) {
-            let o = o.unwrap();
-            assert_eq!(o.received_at, UnixTime(5));
-            assert!(o.persisted);
+            assert_eq!(o.unwrap().received_at, UnixTime(5));
         }
-        // A late caller with the same key still gets the result.
         let late = follower(flights.join(1u8)).wait_blocking().unwrap();
         assert_eq!(late.to_response().unwrap().status(), 200);
     }
 
     #[test]
     fn failures_are_shared_with_waiters_but_not_kept() {
-        for (result, persisted, shared_status) in [
-            (Ok(ok_response(400)), true, Some(400)),
-            (Ok(ok_response(200)), false, Some(200)),
-            (Err(TransportError::Timeout), false, None),
+        for (result, shared_status) in [
+            (Ok(ok_response(400)), Some(400)),
+            (Err(TransportError::Timeout), None),
         ] {
-            let flights = Flights::new(Duration::from_secs(30));
-            let mut l = leader(flights.join(1u8));
+            let flights = Flights::new(Duration::from_secs(30), LONG, 10);
+            let l = leader(flights.join(1u8));
             let f = follower(flights.join(1u8));
             let _ = l.received(result, UnixTime(1));
-            l.publish(persisted);
             for o in wait_both(&f) {
                 let status = o.unwrap().to_response().ok().map(|r| r.status().as_u16());
                 assert_eq!(status, shared_status);
@@ -307,7 +591,7 @@ mod tests {
 
     #[test]
     fn a_leader_dropped_before_a_response_abandons_its_followers() {
-        let flights = Flights::new(Duration::from_secs(30));
+        let flights = Flights::new(Duration::from_secs(30), LONG, 10);
         let l = leader(flights.join(1u8));
         let f = follower(flights.join(1u8));
         drop(l);
@@ -318,43 +602,102 @@ mod tests {
     }
 
     #[test]
-    fn a_leader_dropped_after_a_response_publishes_it_not_persisted() {
-        let flights = Flights::new(Duration::from_secs(30));
-        let mut l = leader(flights.join(1u8));
-        let f = follower(flights.join(1u8));
-        l.received(Ok(ok_response(200)), UnixTime(3)).unwrap();
-        drop(l);
-        for o in wait_both(&f) {
-            assert!(!o.unwrap().persisted);
-        }
-        let _next = leader(flights.join(1u8)); // not reusable: a new flight starts
-    }
-
-    #[test]
     fn zero_grace_shares_only_concurrent_callers() {
-        let flights = Flights::new(Duration::ZERO);
-        let mut l = leader(flights.join(()));
+        let flights = Flights::new(Duration::ZERO, LONG, 10);
+        let l = leader(flights.join(()));
         let f = follower(flights.join(()));
         l.received(Ok(ok_response(200)), UnixTime(1)).unwrap();
-        l.publish(true);
         assert!(wait_both(&f).iter().all(Result::is_ok));
         let _next = leader(flights.join(()));
     }
 
     #[test]
     fn waiters_already_parked_are_woken() {
-        let flights = Flights::new(Duration::from_secs(30));
-        let mut l = leader(flights.join(1u8));
+        let flights = Flights::new(Duration::from_secs(30), LONG, 10);
+        let l = leader(flights.join(1u8));
         let (f1, f2) = (follower(flights.join(1u8)), follower(flights.join(1u8)));
+        // Whether the waiters park before or after the publish, both must see it: no
+        // sleeping, both orders are correct.
         let blocking = std::thread::spawn(move || f1.wait_blocking().map(|o| o.received_at));
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         let waiting = std::thread::spawn(move || rt.block_on(f2.wait()).map(|o| o.received_at));
-        std::thread::sleep(Duration::from_millis(50));
         l.received(Ok(ok_response(200)), UnixTime(9)).unwrap();
-        l.publish(true);
         assert_eq!(blocking.join().unwrap().unwrap(), UnixTime(9));
         assert_eq!(waiting.join().unwrap().unwrap(), UnixTime(9));
+    }
+
+    /// Issue #12 item 3: a follower waits a bounded time, async and blocking, while the
+    /// leader never answers.
+    #[test]
+    fn followers_give_up_after_the_wait_bound() {
+        let flights = Flights::new(Duration::from_secs(30), Duration::from_millis(20), 10);
+        let _l = leader(flights.join(1u8));
+        let f = follower(flights.join(1u8));
+        for o in wait_both(&f) {
+            assert!(matches!(o, Err(TransportError::Timeout)), "{o:?}");
+        }
+    }
+
+    /// Issue #12 item 7: an outcome does not outlive the grace period even with no traffic (the
+    /// timer removes it), the table is bounded, and a purge forgets tagged flights.
+    #[test]
+    fn kept_outcomes_expire_without_traffic_are_bounded_and_purged() {
+        let flights = Flights::new(Duration::from_millis(10), LONG, 10);
+        let l = leader(flights.join(1u8));
+        l.received(Ok(ok_response(200)), UnixTime(1)).unwrap();
+        assert_eq!(flights.kept(), 1);
+        // No join: only the timer thread can remove it. Wait for it (bounded, no timing
+        // assertion: the loop ends as soon as the table is empty).
+        let start = Instant::now();
+        while flights.kept() != 0 {
+            assert!(start.elapsed() < Duration::from_secs(20), "never expired");
+            std::thread::yield_now();
+        }
+
+        let flights = Flights::new(Duration::from_secs(30), LONG, 3);
+        for k in 0..5u8 {
+            leader(flights.join(k))
+                .received(Ok(ok_response(200)), UnixTime(1))
+                .unwrap();
+        }
+        assert_eq!(flights.kept(), 3, "capacity");
+        assert!(
+            matches!(flights.join(0u8), Join::Leader(_)),
+            "oldest evicted"
+        );
+        assert!(
+            matches!(flights.join(4u8), Join::Follower(_)),
+            "newest kept"
+        );
+
+        let flights = Flights::new(Duration::from_secs(30), LONG, 10);
+        let l = leader(flights.join(7u8));
+        l.slot().tag([[9; 32]]);
+        l.received(Ok(ok_response(200)), UnixTime(1)).unwrap();
+        flights.purge(&[8; 32], |_| false);
+        assert!(matches!(flights.join(7u8), Join::Follower(_)), "untouched");
+        flights.purge(&[9; 32], |_| false);
+        assert!(
+            matches!(flights.join(7u8), Join::Leader(_)),
+            "purged by tag"
+        );
+    }
+
+    #[test]
+    fn outcome_debug_shows_no_body() {
+        let flights = Flights::new(Duration::from_secs(30), LONG, 10);
+        let l = leader(flights.join(1u8));
+        let f = follower(flights.join(1u8));
+        let mut r = ok_response(200);
+        *r.body_mut() = b"{\"refresh_token\":\"rt_SECRET\"}".to_vec();
+        l.received(Ok(r), UnixTime(1)).unwrap();
+        let o = f.wait_blocking().unwrap();
+        let shown = format!("{o:?}");
+        assert!(
+            !shown.contains("rt_SECRET") && shown.contains("200"),
+            "{shown}"
+        );
     }
 }

@@ -37,12 +37,18 @@ mod client;
 pub mod driver;
 mod error;
 mod flight;
+mod tls;
 
 pub use client::{AsyncClient, CreateAgentOptions, OnRefresh, OnRefreshError};
+pub use driver::FlightOptions;
 pub use error::{BoxError, Error, TransportError};
-pub use flight::DEFAULT_REFRESH_GRACE;
+pub use flight::{DEFAULT_FOLLOW_TIMEOUT, DEFAULT_REFRESH_GRACE};
+pub use tls::TlsRoots;
+#[cfg(feature = "rustls")]
+pub use tls::rustls_config;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Default total deadline of one request (connect, send, receive the whole body).
@@ -65,6 +71,49 @@ pub trait Transport: Send + Sync + 'static {
     ) -> impl Future<Output = Result<http::Response<Vec<u8>>, TransportError>> + Send;
 }
 
+/// A task to run to completion on its own.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Runs a task detached from the caller's future: the spawn hook of this runtime-agnostic
+/// crate.
+///
+/// [`AsyncClient::create_agent`] and [`AsyncClient::refresh`] run their operation (the refresh
+/// request, the validation and `on_refresh`) as such a task and await its result, so a caller
+/// whose future is dropped (a client disconnect, a `timeout`) does not take the rotated tokens
+/// with it: the request and its persist complete, followers get the response, and a retry
+/// within the grace period gets the rotated set. Without a spawner the operation runs inside
+/// the caller's future and is cancelled with it.
+///
+/// With the `tokio` feature (on in `authpi-idp-reqwest` and `authpi-idp-hyper`),
+/// [`TokioSpawn`] is the default.
+pub trait Spawn: Send + Sync + 'static {
+    /// Starts `task`, or gives it back when it cannot be spawned (it then runs in the caller's
+    /// future).
+    ///
+    /// # Errors
+    /// The task, when there is no executor to run it.
+    fn spawn(&self, task: Task) -> Result<(), Task>;
+}
+
+/// Spawns on the current tokio runtime (`tokio::runtime::Handle::try_current`); outside a
+/// runtime, the task runs in the caller's future.
+#[cfg(feature = "tokio")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioSpawn;
+
+#[cfg(feature = "tokio")]
+impl Spawn for TokioSpawn {
+    fn spawn(&self, task: Task) -> Result<(), Task> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                drop(handle.spawn(task));
+                Ok(())
+            }
+            Err(_) => Err(task),
+        }
+    }
+}
+
 /// A transport that can build itself from [`TransportOptions`]; gives [`AsyncClient::new`],
 /// [`AsyncClient::with_options`] and [`AsyncClient::discover`].
 pub trait DefaultTransport: Transport + Sized {
@@ -76,13 +125,15 @@ pub trait DefaultTransport: Transport + Sized {
 }
 
 /// Settings every transport honours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TransportOptions {
     /// Total deadline per request (default [`DEFAULT_TIMEOUT`]).
     pub timeout: Duration,
     /// Largest response body accepted (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
     pub max_response_bytes: usize,
+    /// The TLS roots to trust (default: the compiled-in webpki roots).
+    pub roots: TlsRoots,
 }
 
 impl Default for TransportOptions {
@@ -90,6 +141,7 @@ impl Default for TransportOptions {
         TransportOptions {
             timeout: DEFAULT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            roots: TlsRoots::default(),
         }
     }
 }
@@ -105,6 +157,13 @@ impl TransportOptions {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the TLS roots to trust ([`TlsRoots::Os`], [`TlsRoots::from_pem`] …).
+    #[must_use]
+    pub fn roots(mut self, roots: TlsRoots) -> Self {
+        self.roots = roots;
         self
     }
 

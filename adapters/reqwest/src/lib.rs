@@ -1,11 +1,14 @@
 //! # authpi-idp-reqwest
 //!
 //! [`IdpClient`]: the async AuthPI / OpenID Connect client over [reqwest](https://docs.rs/reqwest)
-//! with rustls (ring, webpki roots; no OpenSSL). Redirects are never followed, every request has
-//! a total deadline (30 s by default), response bodies are capped while they are read (1 MiB by
-//! default), connections are pooled by reqwest, and `User-Agent` is
-//! `authpi-idp-rs/<version> (reqwest)`. The client surface, single-flight refresh and the key
-//! cache come from [`authpi_idp_async::AsyncClient`].
+//! 0.13 with rustls (ring; no OpenSSL). Redirects are never followed, every request has a total
+//! deadline (30 s by default), response bodies are capped while they are read (1 MiB by
+//! default), connections are pooled by reqwest, proxies come from the environment
+//! (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, as reqwest reads them), and `User-Agent` is
+//! `authpi-idp-rs/<version> (reqwest)`. TLS trusts the webpki roots unless
+//! [`TransportOptions::roots`] says otherwise (the OS store, a private CA) or you hand over a
+//! `rustls::ClientConfig` ([`ReqwestTransport::with_tls_config`]). The client surface,
+//! single-flight refresh and the key cache come from [`authpi_idp_async::AsyncClient`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,7 +35,7 @@
 )]
 
 pub use authpi_idp_async::{
-    AsyncClient, CreateAgentOptions, DefaultTransport, Error, Transport, TransportError,
+    AsyncClient, CreateAgentOptions, DefaultTransport, Error, TlsRoots, Transport, TransportError,
     TransportOptions,
 };
 
@@ -52,22 +55,53 @@ impl ReqwestTransport {
     /// A transport with its own connection pool.
     ///
     /// # Errors
-    /// reqwest could not build its client (TLS setup).
+    /// The TLS roots are unusable, or reqwest could not build its client.
     pub fn new(options: TransportOptions) -> Result<Self, TransportError> {
-        let client = reqwest::Client::builder()
+        Self::from_builder(reqwest::Client::builder(), options)
+    }
+
+    /// A transport over a `reqwest::ClientBuilder` you configured (proxies, pool, DNS, …).
+    /// Whatever it says, redirects are switched off (a followed 307/308 would replay the client
+    /// secret, the code or the refresh token), the `User-Agent` is this adapter's, and TLS is
+    /// rustls with [`TransportOptions::roots`]; the deadline and body cap of `options` apply
+    /// per request.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn from_builder(
+        builder: reqwest::ClientBuilder,
+        options: TransportOptions,
+    ) -> Result<Self, TransportError> {
+        let tls = authpi_idp_async::rustls_config(&options.roots)?;
+        Self::build(builder, tls, options)
+    }
+
+    /// [`Self::from_builder`] with a complete rustls configuration of yours (client
+    /// certificates, a custom verifier, …) instead of [`TransportOptions::roots`].
+    ///
+    /// # Errors
+    /// reqwest could not build its client.
+    pub fn with_tls_config(
+        builder: reqwest::ClientBuilder,
+        tls: rustls::ClientConfig,
+        options: TransportOptions,
+    ) -> Result<Self, TransportError> {
+        Self::build(builder, tls, options)
+    }
+
+    fn build(
+        builder: reqwest::ClientBuilder,
+        tls: rustls::ClientConfig,
+        options: TransportOptions,
+    ) -> Result<Self, TransportError> {
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .timeout(options.timeout)
             .user_agent(user_agent("reqwest"))
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(TransportError::connect)?;
         Ok(ReqwestTransport { client, options })
-    }
-
-    /// A transport over a `reqwest::Client` you built. It must not follow redirects
-    /// (`redirect::Policy::none()`); the deadline and body cap of `options` are applied per
-    /// request.
-    pub fn from_client(client: reqwest::Client, options: TransportOptions) -> Self {
-        ReqwestTransport { client, options }
     }
 
     async fn send_inner(

@@ -4,7 +4,7 @@ use authpi_idp::{
     AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, Config, Introspection,
     LogoutRequest, TokenSet, TokenTypeHint, UserInfo,
 };
-use authpi_idp_async::{BoxError, Error, TransportOptions};
+use authpi_idp_async::{BoxError, Error, TransportError, TransportOptions};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ pub type Fut<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
 pub struct Hooks {
     pub on_refresh: Option<Arc<dyn Fn(TokenSet) -> Result<(), BoxError> + Send + Sync>>,
     pub on_refresh_error: Option<Arc<dyn Fn(&Error) + Send + Sync>>,
+    /// RFC 8707 resources for the refresh.
+    pub resources: Vec<String>,
 }
 
 pub trait Api: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
@@ -46,6 +48,9 @@ fn async_options(hooks: Hooks) -> authpi_idp_async::CreateAgentOptions {
     }
     if let Some(f) = hooks.on_refresh_error {
         o = o.on_refresh_error(move |e| f(e));
+    }
+    for r in hooks.resources {
+        o = o.resource(r);
     }
     o
 }
@@ -125,12 +130,20 @@ fn sync_options(hooks: Hooks) -> authpi_idp_ureq::CreateAgentOptions {
     if let Some(f) = hooks.on_refresh_error {
         o = o.on_refresh_error(move |e| f(e));
     }
+    for r in hooks.resources {
+        o = o.resource(r);
+    }
     o
 }
 
-/// Runs a blocking call on tokio's blocking pool.
+/// Runs a blocking call on tokio's blocking pool. A call that panicked (a panicking callback)
+/// is reported as `Abandoned`, as the async clients report a detached task that panicked.
 fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Fut<T> {
-    Box::pin(async move { tokio::task::spawn_blocking(f).await.unwrap() })
+    Box::pin(async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .unwrap_or(Err(Error::Transport(TransportError::Abandoned)))
+    })
 }
 
 impl Api for authpi_idp_ureq::IdpClientSync {

@@ -62,6 +62,7 @@ fn counter_hooks() -> (
         on_refresh_error: Some(Arc::new(move |_| {
             e.fetch_add(1, Ordering::SeqCst);
         })),
+        resources: Vec::new(),
     };
     (hooks, ok, err, seen)
 }
@@ -198,8 +199,11 @@ pub async fn discovery<A: Api>() {
     assert_eq!(served.stats().jwks_requests, 1, "keys came from discovery");
 }
 
-/// N concurrent `create_agent` on an expired token set: one refresh request, one `on_refresh`,
-/// the same rotated tokens for everyone; a late caller with the old set gets them too.
+/// N concurrent `create_agent` on an expired token set: one refresh request, the same
+/// rotated tokens for everyone, and every caller's `on_refresh` stores them (issue #12 item
+/// 1); a late caller with the old set gets them too. The stall makes the callers overlap, but
+/// nothing depends on it: a caller that comes after the leader finished is answered from the
+/// grace period with the same tokens.
 pub async fn single_flight_refresh<A: Api>() {
     const N: usize = 8;
     let served = served();
@@ -207,9 +211,8 @@ pub async fn single_flight_refresh<A: Api>() {
     let agent = login(&served, &api).await;
     let old = expired(agent.into_tokens());
     served.with(Issuer::reset_stats);
-    // Keep the leader's request in flight long enough for every caller to join it.
-    served.with(|i| i.set_stall("/token", Duration::from_millis(300)));
-    let (hooks, ok, err, _) = counter_hooks();
+    served.with(|i| i.set_stall("/token", Duration::from_millis(100)));
+    let (hooks, ok, err, seen) = counter_hooks();
     let mut tasks = Vec::new();
     for _ in 0..N {
         let (api, old, hooks) = (api.clone(), old.clone(), hooks.clone());
@@ -223,21 +226,28 @@ pub async fn single_flight_refresh<A: Api>() {
     }
     served.with(|i| i.set_stall("/token", Duration::ZERO));
     assert_eq!(served.stats().refresh_requests, 1);
-    assert_eq!(ok.load(Ordering::SeqCst), 1, "on_refresh fires once");
+    assert_eq!(
+        ok.load(Ordering::SeqCst),
+        N,
+        "every caller's on_refresh runs"
+    );
     assert_eq!(err.load(Ordering::SeqCst), 0);
     let first = agents[0].tokens().clone();
     assert_ne!(first.refresh_token, old.refresh_token);
     for a in &agents {
         assert_eq!(a.tokens(), &first);
     }
+    assert!(seen.lock().unwrap().iter().all(|t| *t == first));
     // Just after: the old token set again (grace period) ⇒ no new request, same result.
     let late = api.create_agent(old.clone(), hooks.clone()).await.unwrap();
     assert_eq!(late.tokens().refresh_token, first.refresh_token);
     assert_eq!(served.stats().refresh_requests, 1);
-    assert_eq!(ok.load(Ordering::SeqCst), 1);
+    assert_eq!(ok.load(Ordering::SeqCst), N + 1);
 }
 
-/// Concurrent JWKS fetches share one request.
+/// Concurrent JWKS fetches share one request. Independent of timing: a caller that starts
+/// after the fetch has the keys already or, if it took its key snapshot before, is answered
+/// from the JWKS flight's short grace period.
 pub async fn single_flight_jwks<A: Api>() {
     let served = served();
     let api: A = client(&served);
@@ -246,7 +256,6 @@ pub async fn single_flight_jwks<A: Api>() {
         login(&served, &other).await.into_tokens().access_token
     };
     served.with(Issuer::reset_stats);
-    served.with(|i| i.set_stall("/jwks.json", Duration::from_millis(300)));
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let (api, token) = (api.clone(), token.clone());
@@ -381,8 +390,9 @@ pub async fn provider_errors<A: Api>() {
     assert_eq!(e.code(), "user_blocked");
     served.with(|i| i.unblock_user("usr_alice"));
 
-    // A failing on_refresh stops the operation, and on_refresh_error reports it.
-    let fresh = login(&served, &api).await;
+    // A failing on_refresh stops the operation, on_refresh_error reports it, and the error
+    // carries the rotated tokens (issue #12 item 5): storing those later keeps the session.
+    let fresh = login(&served, &api).await.into_tokens();
     let err_count = Arc::new(AtomicUsize::new(0));
     let ec = err_count.clone();
     let hooks = Hooks {
@@ -390,10 +400,25 @@ pub async fn provider_errors<A: Api>() {
         on_refresh_error: Some(Arc::new(move |_| {
             ec.fetch_add(1, Ordering::SeqCst);
         })),
+        resources: Vec::new(),
     };
-    let e = api.refresh(fresh.into_tokens(), hooks).await.unwrap_err();
-    assert!(matches!(e, Error::Callback(_)), "{e:?}");
+    let e = api.refresh(fresh.clone(), hooks).await.unwrap_err();
+    assert!(matches!(e, Error::Callback { .. }), "{e:?}");
     assert_eq!(err_count.load(Ordering::SeqCst), 1);
+    let rotated = e
+        .rotated_tokens()
+        .expect("the error carries the tokens")
+        .clone();
+    assert_ne!(rotated.refresh_token, fresh.refresh_token);
+    let shown = format!("{e:?}");
+    let secret = rotated.refresh_token.clone().unwrap();
+    assert!(
+        !shown.contains(&secret) && !shown.contains(&rotated.access_token),
+        "{shown}"
+    );
+    // The carried set is live: it refreshes.
+    let next = other.refresh(rotated, Hooks::default()).await.unwrap();
+    assert_eq!(next.id(), "usr_alice");
 }
 
 /// A 429 with `Retry-After` on a refresh: the delay reaches the caller, nothing is retried.
@@ -466,4 +491,390 @@ pub async fn user_agent<A: Api>() {
         "{head:?}"
     );
     assert!(head[0].starts_with("GET /i_ua/.well-known/openid-configuration "));
+}
+
+/// Issue #12 item 1: a refresh led without `on_refresh` does not mark the result persisted:
+/// a caller with `on_refresh` that gets the shared result (grace period) still stores it.
+pub async fn callback_mixing<A: Api>() {
+    let served = served();
+    let api: A = client(&served);
+    let old = expired(login(&served, &api).await.into_tokens());
+    served.with(Issuer::reset_stats);
+    let first = api.refresh(old.clone(), Hooks::default()).await.unwrap();
+    let (hooks, ok, _, seen) = counter_hooks();
+    let second = api.create_agent(old, hooks).await.unwrap();
+    assert_eq!(second.tokens(), first.tokens());
+    assert_eq!(served.stats().refresh_requests, 1, "shared, not re-sent");
+    assert_eq!(ok.load(Ordering::SeqCst), 1, "its own on_refresh ran");
+    assert_eq!(seen.lock().unwrap()[0], *first.tokens());
+}
+
+/// Issue #12 item 4: a refresh asking for a resource never gets the answer to one that asked
+/// for none (the flight key covers the whole request).
+pub async fn flight_key_covers_resources<A: Api>() {
+    let served = served();
+    let api: A = client(&served);
+    let old = expired(login(&served, &api).await.into_tokens());
+    served.with(Issuer::reset_stats);
+    let plain = api.refresh(old.clone(), Hooks::default()).await.unwrap();
+    let hooks = Hooks {
+        resources: vec!["https://api.b.example".into()],
+        ..Hooks::default()
+    };
+    let other = api.refresh(old, hooks).await;
+    assert_eq!(
+        served.stats().refresh_requests,
+        2,
+        "the resource-specific refresh was answered from a flight without that resource"
+    );
+    // The old token is spent, so the provider refuses it: never the token for another audience.
+    if let Ok(a) = other {
+        assert_ne!(a.tokens(), plain.tokens());
+    }
+}
+
+/// Issue #12 item 6: a refresh that fails before its token request (the expired set needs
+/// the key set first, and the JWKS prefetch fails) reports `on_refresh_error`.
+pub async fn refresh_error_before_the_token_request<A: Api>() {
+    let served = served();
+    let tokens = expired(login(&served, &client::<A>(&served)).await.into_tokens());
+    let api: A = client(&served); // empty key cache: the refresh must fetch the JWKS first
+    let resp = http::Response::builder()
+        .status(500)
+        .body(Vec::new())
+        .unwrap();
+    served.with(|i| i.push_response("/jwks.json", resp));
+    served.with(Issuer::reset_stats);
+    let (hooks, ok, err, _) = counter_hooks();
+    let e = api.create_agent(tokens, hooks).await.unwrap_err();
+    assert_eq!(served.stats().refresh_requests, 0, "{e:?}");
+    assert_eq!(
+        (ok.load(Ordering::SeqCst), err.load(Ordering::SeqCst)),
+        (0, 1),
+        "{e:?}"
+    );
+}
+
+/// Issue #12 item 7: revoking the rotated refresh token (logout) purges the grace period: a
+/// replayed old token set does not get a valid agent.
+pub async fn revoke_purges_the_grace_period<A: Api>() {
+    let served = served();
+    let api: A = client(&served);
+    let old = expired(login(&served, &api).await.into_tokens());
+    let rotated = api.refresh(old.clone(), Hooks::default()).await.unwrap();
+    let rt = rotated.tokens().refresh_token.clone().unwrap();
+    api.revoke_token(rt, Some(TokenTypeHint::RefreshToken))
+        .await
+        .unwrap();
+    let replay = api.create_agent(old, Hooks::default()).await;
+    assert!(
+        replay.is_err(),
+        "a replayed token set got an agent after logout"
+    );
+}
+
+/// Issue #12 item 2: a leader whose `on_refresh` panics has already published the rotated
+/// response: a caller within the grace period gets it (no dead token re-sent) and stores it.
+pub async fn panicking_on_refresh_still_publishes<A: Api>() {
+    let served = served();
+    let api: A = client(&served);
+    let old = expired(login(&served, &api).await.into_tokens());
+    served.with(Issuer::reset_stats);
+    let hooks = Hooks {
+        on_refresh: Some(Arc::new(|_| panic!("store exploded"))),
+        ..Hooks::default()
+    };
+    assert!(api.refresh(old.clone(), hooks).await.is_err());
+    let (hooks, ok, _, _) = counter_hooks();
+    let again = api.create_agent(old.clone(), hooks).await.unwrap();
+    assert_ne!(again.tokens().refresh_token, old.refresh_token);
+    assert_eq!(served.stats().refresh_requests, 1);
+    assert_eq!(ok.load(Ordering::SeqCst), 1);
+}
+
+/// A one-shot loopback server: reads one request (head and `Content-Length` body), then
+/// `respond` writes whatever it likes. Returns the issuer URL to point a client at.
+pub fn raw_server(
+    respond: impl FnOnce(&mut std::net::TcpStream) + Send + 'static,
+) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        let _ = reader.read_exact(&mut body);
+        respond(&mut stream);
+    });
+    (format!("http://127.0.0.1:{port}/i_raw"), handle)
+}
+
+fn raw_client<A: Api>(issuer: &str, options: TransportOptions) -> A {
+    let config = Config::builder(issuer, "client_web")
+        .client_secret("secret_web")
+        .build()
+        .unwrap();
+    A::build(config, options).unwrap()
+}
+
+/// The cap holds while reading, not only against an announced `Content-Length`: a chunked
+/// body and a close-delimited body (no length at all) of 2 MiB are both refused.
+pub async fn size_cap_without_content_length<A: Api>() {
+    use std::io::Write;
+    let chunk = vec![b'a'; 64 * 1024];
+    let head_chunked =
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+    let head_close =
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
+    for chunked in [true, false] {
+        let chunk = chunk.clone();
+        let (issuer, server) = raw_server(move |s| {
+            let head = if chunked { head_chunked } else { head_close };
+            let _ = s.write_all(head.as_bytes());
+            for _ in 0..32 {
+                let ok = if chunked {
+                    s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                        .and_then(|()| s.write_all(&chunk))
+                        .and_then(|()| s.write_all(b"\r\n"))
+                } else {
+                    s.write_all(&chunk)
+                };
+                if ok.is_err() {
+                    return; // the client hung up at the cap
+                }
+            }
+            let _ = s.write_all(if chunked { b"0\r\n\r\n" } else { b"" });
+        });
+        let api: A = raw_client(&issuer, TransportOptions::default());
+        let err = api.introspect("tok".into(), None).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Transport(TransportError::TooLarge { limit: 1_048_576 })
+            ),
+            "chunked={chunked}: {err:?}"
+        );
+        server.join().unwrap();
+    }
+}
+
+/// The deadline covers the body: the status line and headers come at once, then the body
+/// trickles in a byte at a time and never completes within the deadline.
+pub async fn deadline_covers_a_trickled_body<A: Api>() {
+    use std::io::Write;
+    let (issuer, server) = raw_server(|s| {
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        );
+        // Trickle until the client hangs up (bounded: the server stops by itself).
+        for _ in 0..200 {
+            std::thread::sleep(Duration::from_millis(50));
+            if s.write_all(b" ").and_then(|()| s.flush()).is_err() {
+                return;
+            }
+        }
+    });
+    let api: A = raw_client(
+        &issuer,
+        TransportOptions::new().timeout(Duration::from_millis(400)),
+    );
+    let err = api.introspect("tok".into(), None).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Transport(TransportError::Timeout)),
+        "{err:?}"
+    );
+    server.join().unwrap();
+}
+
+/// POST 307/308 on the token endpoint are not followed (a follow would replay the client
+/// secret and the refresh token): one token request, the status reaches the caller.
+pub async fn post_redirects_not_followed<A: Api>() {
+    for status in [307u16, 308] {
+        let served = served();
+        let api: A = client(&served);
+        let old = expired(login(&served, &api).await.into_tokens());
+        let resp = http::Response::builder()
+            .status(status)
+            .header("location", format!("{}/token", served.issuer_url()))
+            .body(Vec::new())
+            .unwrap();
+        served.with(|i| i.push_response("/token", resp));
+        served.with(Issuer::reset_stats);
+        let err = api.refresh(old, Hooks::default()).await.unwrap_err();
+        assert_eq!(err.status(), Some(status), "{err:?}");
+        assert_eq!(
+            served.stats().token_requests,
+            1,
+            "the {status} was followed"
+        );
+    }
+}
+
+/// A private CA (generated here) and a loopback HTTPS server whose certificate it signed,
+/// answering one request with `{"active":false}`. Returns the CA's PEM, the issuer URL and the
+/// server thread (it ends after one connection).
+pub fn private_ca_server() -> (String, String, std::thread::JoinHandle<()>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+    use std::io::{BufRead, BufReader, Write};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf_params.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut reader = BufReader::new(&mut tls);
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return, // e.g. the client refused our certificate
+                Ok(_) if line == "\r\n" => break,
+                Ok(_) => {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        let _ = std::io::Read::read_exact(&mut reader, &mut body);
+        let answer = b"{\"active\":false}";
+        let _ = write!(
+            tls,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            answer.len()
+        );
+        let _ = tls.write_all(answer);
+        let _ = tls.flush();
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    });
+    (ca.pem(), format!("https://127.0.0.1:{port}/i_tls"), server)
+}
+
+/// Issue #12 item 9: a provider behind a private CA. The default webpki roots refuse it; the
+/// CA given as custom roots (PEM) is trusted.
+pub async fn private_ca_roots<A: Api>() {
+    let (_, issuer, server) = private_ca_server();
+    let api: A = raw_client(&issuer, TransportOptions::default());
+    let err = api.introspect("tok".into(), None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport(TransportError::Connect(_) | TransportError::Io(_))
+        ),
+        "{err:?}"
+    );
+    server.join().unwrap();
+
+    let (ca_pem, issuer, server) = private_ca_server();
+    let roots = authpi_idp_async::TlsRoots::from_pem(ca_pem.as_bytes()).unwrap();
+    let api: A = raw_client(&issuer, TransportOptions::new().roots(roots));
+    let i = api.introspect("tok".into(), None).await.unwrap();
+    assert!(!i.active);
+    server.join().unwrap();
+}
+
+/// A loopback proxy for one connection: a `CONNECT` tunnel (https) or an absolute-form
+/// request (http), forwarded to the origin. Returns its URL, and a thread that ends after the
+/// connection with the request line it saw.
+pub fn one_shot_proxy() -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        // Nobody connects (the client bypassed the proxy): stop by itself after a while.
+        listener.set_nonblocking(true).unwrap();
+        let start = std::time::Instant::now();
+        let client = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return String::new(),
+            }
+        };
+        client.set_nonblocking(false).unwrap();
+        let mut reader = BufReader::new(client.try_clone().unwrap());
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).unwrap();
+        let mut headers = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if !lower.starts_with("connection:") && !lower.starts_with("proxy-") {
+                headers.push(line);
+            }
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, target) = (parts.next().unwrap(), parts.next().unwrap().to_owned());
+        let mut client = client;
+        if method == "CONNECT" {
+            let mut origin = TcpStream::connect(&target).unwrap();
+            client
+                .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                .unwrap();
+            let (mut c2, mut o2) = (client.try_clone().unwrap(), origin.try_clone().unwrap());
+            let up = std::thread::spawn(move || {
+                let _ = std::io::copy(&mut reader, &mut o2);
+                let _ = o2.shutdown(std::net::Shutdown::Write);
+            });
+            let _ = std::io::copy(&mut origin, &mut c2);
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            let _ = up.join();
+        } else {
+            let url = url::Url::parse(&target).unwrap();
+            let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut origin = TcpStream::connect(addr).unwrap();
+            let path = &target[target.find(url.path()).unwrap()..];
+            write!(origin, "{method} {path} HTTP/1.1\r\n").unwrap();
+            for h in &headers {
+                origin.write_all(h.as_bytes()).unwrap();
+            }
+            origin.write_all(b"connection: close\r\n\r\n").unwrap();
+            origin.write_all(&body).unwrap();
+            let _ = std::io::copy(&mut origin, &mut client);
+            let _ = client.shutdown(std::net::Shutdown::Both);
+        }
+        request_line.trim_end().to_owned()
+    });
+    (format!("http://127.0.0.1:{port}"), handle)
 }

@@ -31,7 +31,7 @@
 )]
 
 pub use authpi_idp_async::{
-    BoxError, DEFAULT_REFRESH_GRACE, Error, TransportError, TransportOptions,
+    BoxError, DEFAULT_REFRESH_GRACE, Error, TlsRoots, TransportError, TransportOptions,
 };
 
 use authpi_idp::flow::Discovered;
@@ -52,14 +52,38 @@ pub struct UreqTransport {
 }
 
 impl UreqTransport {
-    /// A transport with its own connection pool.
+    /// A transport with its own connection pool, trusting [`TransportOptions::roots`]
+    /// (proxies from the environment, as ureq reads them).
     pub fn new(options: TransportOptions) -> Self {
-        let agent = ureq::Agent::config_builder()
+        Self::from_config(ureq::Agent::config_builder(), options)
+    }
+
+    /// A transport over a `ureq` agent configuration you started (proxy, IP family, pool …).
+    /// Whatever it says, redirects are switched off (a followed 307/308 would replay the client
+    /// secret, the code or the refresh token), HTTP error statuses come back as responses,
+    /// the `User-Agent` is this adapter's, the deadline is `options.timeout`, and TLS (rustls)
+    /// trusts [`TransportOptions::roots`]. When the OS trust store cannot be read, no root is
+    /// trusted and every https request fails with a TLS error.
+    pub fn from_config(
+        builder: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+        options: TransportOptions,
+    ) -> Self {
+        let roots = match options.roots.certificates() {
+            Ok(None) => ureq::tls::RootCerts::WebPki,
+            Ok(Some(certs)) => certs
+                .iter()
+                .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+                .into(),
+            Err(_) => ureq::tls::RootCerts::Specific(Arc::new(Vec::new())),
+        };
+        let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
+        let agent = builder
             .timeout_global(Some(options.timeout))
             .max_redirects(0)
             .max_redirects_will_error(false)
             .http_status_as_error(false)
             .user_agent(user_agent("ureq"))
+            .tls_config(tls)
             .build()
             .new_agent();
         UreqTransport { agent, options }
@@ -108,7 +132,9 @@ pub type OnRefreshError = Arc<dyn Fn(&Error) + Send + Sync>;
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct CreateAgentOptions {
-    /// See [`OnRefresh`]. Under single-flight only the thread whose request went out calls it.
+    /// See [`OnRefresh`]. Under single-flight every caller's `on_refresh` runs with the same
+    /// rotated set (storing it is idempotent). The leader publishes the response before its
+    /// `on_refresh` runs, so a panicking or failing callback never strands the followers.
     pub on_refresh: Option<OnRefresh>,
     /// Fires only when a refresh was due and fresh tokens could not be obtained or persisted.
     pub on_refresh_error: Option<OnRefreshError>,
@@ -338,11 +364,12 @@ impl IdpClientSync {
         self.run(self.inner.client.userinfo(agent)?)
     }
 
-    /// RFC 7009 revocation.
+    /// RFC 7009 revocation. Also forgets any finished refresh that spent or produced `token`.
     ///
     /// # Errors
     /// A non-200 answer; transport failures.
     pub fn revoke_token(&self, token: &str, hint: Option<TokenTypeHint>) -> Result<(), Error> {
+        self.inner.forget_token(token);
         self.run(self.inner.client.revoke(token, hint)?)
     }
 
