@@ -13,6 +13,7 @@ use authpi_idp::{Agent, AuthorizationRequest, AuthorizationUrl};
 use serde_json::json;
 use std::io::{BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -261,6 +262,11 @@ enum Visit {
     Ours(TcpStream, String),
 }
 
+/// Connections being served at once.
+static VISITORS: AtomicUsize = AtomicUsize::new(0);
+/// At most this many connections are served at once (a browser opens a handful).
+const MAX_VISITORS: usize = 64;
+
 /// Serves connections concurrently until one is a `GET` of `path` whose `state` is this
 /// login's, or the deadline passes. Other requests are answered and ignored: a 404 for other
 /// paths, a page saying the link is stale for a callback with another `state` (an old tab, a
@@ -284,8 +290,18 @@ fn wait_for_callback(
         }
         match listener.accept() {
             Ok((stream, _)) => {
+                // Bounded: a local process opening connections in a loop gets them closed
+                // instead of one thread each.
+                if VISITORS.load(Ordering::Relaxed) >= MAX_VISITORS {
+                    drop(stream);
+                    continue;
+                }
+                VISITORS.fetch_add(1, Ordering::Relaxed);
                 let (tx, path, expected) = (tx.clone(), path.to_owned(), expected.clone());
-                std::thread::spawn(move || visit(stream, &path, &expected, &tx));
+                std::thread::spawn(move || {
+                    visit(stream, &path, &expected, &tx);
+                    VISITORS.fetch_sub(1, Ordering::Relaxed);
+                });
                 continue;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

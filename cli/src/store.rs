@@ -314,7 +314,9 @@ impl TokenFile {
     /// cannot be used the tokens go to the file, with a warning.
     pub fn write(&self, tokens: &TokenSet, binding: &Binding) -> Result<(), CliError> {
         let previous = self.current_marker();
-        if self.store == Store::Keyring {
+        // A session kept in the keyring stays there (a later `whoami` without --store must not
+        // move rotated tokens to the file); log out and in again to change where it lives.
+        if self.store == Store::Keyring || previous.is_some() {
             let account = previous.clone().unwrap_or_else(|| self.account());
             match crate::keyring::put(&account, &tokens.to_json()) {
                 Ok(()) => {

@@ -481,6 +481,7 @@ async fn stored_sessions<A: Adapter>() {
             on_refresh_error: Some(Arc::new(move |_| {
                 errors.fetch_add(1, Ordering::SeqCst);
             })),
+            resources: Vec::new(),
         }
     };
 
