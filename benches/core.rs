@@ -113,6 +113,30 @@ fn has_access_in(c: &mut Criterion) {
     g.finish();
 }
 
+/// `ScopeSet::allows` on request-derived resources: a long dotted resource under `R:**` scopes
+/// (linear in its length, ~1 KB at most), and a 64 KB one (denied before any work).
+fn scope_long_resource(c: &mut Criterion) {
+    use authpi_idp::scope::{MAX_RESOURCE_LEN, ScopeSet};
+    let set = ScopeSet::new(["projects:**", "users:read", "billing.invoices:**", "*:list"]);
+    let longest = format!("{}a", "a.".repeat(MAX_RESOURCE_LEN / 2 - 1));
+    let huge = "a.".repeat(32 * 1024);
+    assert!(!set.allows("read", &longest) && !set.allows("read", &huge));
+    let deep = format!("projects.{}", "a.".repeat(500));
+    let deep = deep.trim_end_matches('.');
+    assert!(set.allows("read", deep));
+    let mut g = c.benchmark_group("scope_allows");
+    g.bench_function("denied_1k_dotted", |b| {
+        b.iter(|| set.allows(black_box("read"), black_box(&longest)))
+    });
+    g.bench_function("granted_1k_dotted", |b| {
+        b.iter(|| set.allows(black_box("read"), black_box(deep)))
+    });
+    g.bench_function("denied_64k_dotted", |b| {
+        b.iter(|| set.allows(black_box("read"), black_box(&huge)))
+    });
+    g.finish();
+}
+
 fn parsing(c: &mut Criterion) {
     let mut issuer = fixture::issuer();
     let (jwks, _) = fixture::jwks(&mut issuer);
@@ -152,6 +176,7 @@ criterion_group!(
     exchange,
     rebuild_agent,
     has_access_in,
+    scope_long_resource,
     parsing,
     access_token
 );

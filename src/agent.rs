@@ -63,6 +63,7 @@ pub struct Agent {
     pub(crate) memberships: Memberships,
     pub(crate) token_scopes: ScopeSet,
     pub(crate) tokens: TokenSet,
+    pub(crate) reverified: bool,
 }
 
 impl Agent {
@@ -87,7 +88,25 @@ impl Agent {
             memberships: Memberships::new(organizations),
             token_scopes,
             tokens,
+            reverified: true,
         }
+    }
+
+    /// The same agent, with [`Agent::identity_reverified`] set to `reverified`.
+    pub(crate) fn reverified(mut self, reverified: bool) -> Agent {
+        self.reverified = reverified;
+        self
+    }
+
+    /// Whether the identity was verified by this operation's tokens: `true` everywhere except
+    /// after a refresh whose new ID token could not be checked for lack of keys (JWKS
+    /// unreachable, or the new key not yet published). Then the refresh still succeeded (the
+    /// rotated tokens were persisted, never dropped), the new ID token's claims were checked
+    /// without its signature, and the identity (subject, e-mail, organizations) is the one of
+    /// the previous, verified ID token. See the no-verdict rule on [`crate::flow::Session`].
+    #[must_use]
+    pub fn identity_reverified(&self) -> bool {
+        self.reverified
     }
 
     /// The subject (`usr_…`, `agt_…`, …), or the client id for a client-credentials agent.

@@ -39,7 +39,10 @@ const RESERVED: &[&str] = &[
 ///     .prompt("login")
 ///     .max_age(3600);
 /// ```
-#[derive(Clone, Debug, Default)]
+///
+/// `Debug` redacts `state` and `nonce` when they were set explicitly (they are secrets until
+/// the callback).
+#[derive(Clone, Default)]
 #[must_use]
 pub struct AuthorizationRequest {
     pub(crate) scopes: Vec<String>,
@@ -52,6 +55,24 @@ pub struct AuthorizationRequest {
     pub(crate) max_age: Option<u64>,
     pub(crate) acr_values: Option<String>,
     pub(crate) extra: Vec<(String, String)>,
+}
+
+impl fmt::Debug for AuthorizationRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "[redacted]");
+        f.debug_struct("AuthorizationRequest")
+            .field("scopes", &self.scopes)
+            .field("state", &redacted(&self.state))
+            .field("nonce", &redacted(&self.nonce))
+            .field("org", &self.org)
+            .field("resources", &self.resources)
+            .field("prompt", &self.prompt)
+            .field("login_hint", &self.login_hint)
+            .field("max_age", &self.max_age)
+            .field("acr_values", &self.acr_values)
+            .field("extra", &self.extra)
+            .finish()
+    }
 }
 
 impl AuthorizationRequest {

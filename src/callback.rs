@@ -12,7 +12,7 @@
 //! Front-channel tokens (`access_token`, `id_token` in the query) are ignored: this client only
 //! uses the code flow.
 
-use crate::error::{CallbackError, Error, OAuthError};
+use crate::error::{CallbackError, Error, OAuthError, provider_text};
 use subtle::ConstantTimeEq;
 
 /// The parameters of an authorization response, each at most once.
@@ -54,8 +54,7 @@ impl CallbackParams {
         for (k, v) in pairs {
             let k = k.into();
             if out.iter().any(|(seen, _)| *seen == k) {
-                let name: String = k.chars().take(64).collect();
-                return Err(CallbackError::DuplicateParameter(name));
+                return Err(CallbackError::DuplicateParameter(provider_text(&k)));
             }
             if out.len() >= 64 {
                 // A real callback has a handful of parameters; bound the work per callback.
@@ -91,12 +90,37 @@ fn has_scheme(s: &str) -> bool {
 }
 
 /// What the caller passes as a callback: a URL or query string, or parsed parameters.
-#[derive(Debug)]
+///
+/// `Debug` shows parameter names only: the values (`code`, `state`) are secrets.
 pub enum CallbackInput<'a> {
     /// A full callback URL or a query string.
     Url(&'a str),
     /// Parsed parameters.
     Params(CallbackParams),
+}
+
+impl std::fmt::Debug for CallbackInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallbackInput::Url(s) => {
+                // What precedes the query (scheme, host, path) and the parameter names.
+                let without_fragment = s.split('#').next().unwrap_or_default();
+                let (base, query) = match without_fragment.split_once('?') {
+                    Some((base, q)) => (base, q),
+                    None if has_scheme(without_fragment) => (without_fragment, ""),
+                    None => ("", without_fragment),
+                };
+                let names: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+                    .map(|(k, _)| k.into_owned())
+                    .collect();
+                f.debug_struct("Url")
+                    .field("base", &base)
+                    .field("parameters", &names)
+                    .finish_non_exhaustive()
+            }
+            CallbackInput::Params(p) => f.debug_tuple("Params").field(p).finish(),
+        }
+    }
 }
 
 impl<'a> From<&'a str> for CallbackInput<'a> {
@@ -143,8 +167,7 @@ pub(crate) fn validate(
         Some(state) if ct_eq(state, expected_state) => {}
         _ => {
             return Err(CallbackError::StateMismatch {
-                provider_error: provider_error
-                    .map(|e| e.chars().filter(|c| !c.is_control()).take(64).collect()),
+                provider_error: provider_error.map(provider_text),
             }
             .into());
         }

@@ -27,6 +27,54 @@ pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     <[u8; 32]>::try_from(digest.as_ref()).unwrap_or_default()
 }
 
+/// How [`Client::exchange_code`] binds the ID token to the login that asked for it. The
+/// weaker choice is spelled out where it is made (DESIGN §1.3: a weakened check has a name that
+/// says so); [`Client::exchange_callback`] always checks, from the transaction.
+#[derive(Clone, Copy)]
+pub enum NonceCheck<'a> {
+    /// The ID token must carry this `nonce` (the one sent in the authorization request,
+    /// compared in constant time); when `max_age` was sent, `auth_time` is required and must
+    /// be recent enough. [`NonceCheck::of`] takes both from a transaction.
+    Expect {
+        /// The `nonce` of the authorization request.
+        nonce: &'a str,
+        /// The `max_age` of the authorization request, if it had one.
+        max_age: Option<u64>,
+    },
+    /// **Dangerous**: no `nonce` and no `max_age` check. An ID token minted for another login
+    /// (replayed, or injected with a stolen code) is not detected. Only for codes whose
+    /// authorization request you do not have — the Python SDK's `exchange_code` behaves so.
+    /// The signature, `iss`, `aud`, `azp`, `exp`, `iat`, `nbf` and `at_hash` are still checked.
+    DangerousSkip,
+}
+
+impl<'a> NonceCheck<'a> {
+    /// The checks of the transaction's authorization request (its `nonce` and `max_age`).
+    ///
+    /// # Errors
+    /// [`Error::Callback`] when the transaction is tampered with (empty nonce, bad URL).
+    pub fn of(transaction: &'a AuthorizationUrl) -> Result<Self, Error> {
+        let tx = authorize::transaction_params(transaction)?;
+        Ok(NonceCheck::Expect {
+            nonce: &transaction.nonce,
+            max_age: tx.max_age,
+        })
+    }
+}
+
+impl fmt::Debug for NonceCheck<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NonceCheck::Expect { max_age, .. } => f
+                .debug_struct("Expect")
+                .field("nonce", &"[redacted]")
+                .field("max_age", max_age)
+                .finish(),
+            NonceCheck::DangerousSkip => f.write_str("DangerousSkip"),
+        }
+    }
+}
+
 /// An OpenID Connect client for one provider. Cheap to clone (one `Arc`), `Send + Sync`.
 ///
 /// Build it with [`Client::new`] (AuthPI layout, no round trip) or [`Client::discover`] /
@@ -143,15 +191,10 @@ impl Client {
     }
 
     /// A client with provider metadata obtained elsewhere (discovery done earlier, or metadata
-    /// imported from storage). The metadata's issuer must match the configured one (one
-    /// trailing slash tolerated).
+    /// imported from storage). The metadata's issuer must equal the configured one, or be it
+    /// without its one trailing slash (only the configuration may differ by a slash).
     pub fn with_metadata(config: Config, metadata: ProviderMetadata) -> Result<Client, Error> {
-        let configured = config.issuer.strip_suffix('/').unwrap_or(&config.issuer);
-        let found = metadata
-            .issuer()
-            .strip_suffix('/')
-            .unwrap_or(metadata.issuer());
-        if configured != found {
+        if !crate::provider::issuer_matches_configured(metadata.issuer(), &config.issuer) {
             return Err(DiscoveryError::IssuerMismatch.into());
         }
         let algorithms = config.algorithms.intersect(metadata.signing_algorithms());
@@ -261,14 +304,21 @@ impl Client {
         ))
     }
 
-    /// Lower level: exchanges a code with its verifier (no `state` or `nonce` checks; the ID
-    /// token is still required and verified). Uses the configured redirect URI and, when
-    /// `resources` is None, the configured resources.
+    /// Lower level: exchanges a code with its verifier, without the callback checks (`state`,
+    /// `iss`). The ID token is still required and verified; `nonce` says whether it must carry
+    /// the login's `nonce` (and `auth_time` within `max_age`), or — [`NonceCheck::DangerousSkip`],
+    /// visible at the call site — not. Uses the configured redirect URI and, when `resources`
+    /// is None, the configured resources.
+    ///
+    /// # Errors
+    /// [`ConfigError::RedirectUriRequired`]; [`ConfigError::EmptyToken`] for an empty code,
+    /// verifier or expected nonce.
     pub fn exchange_code(
         &self,
         code: &str,
         code_verifier: &str,
         resources: Option<&[String]>,
+        nonce: NonceCheck<'_>,
         keys: &KeySet,
     ) -> Result<Exchange, Error> {
         let redirect_uri = self
@@ -279,9 +329,14 @@ impl Client {
         if code.is_empty() || code_verifier.is_empty() {
             return Err(ConfigError::EmptyToken.into());
         }
+        let (nonce, max_age) = match nonce {
+            NonceCheck::Expect { nonce: "", .. } => return Err(ConfigError::EmptyToken.into()),
+            NonceCheck::Expect { nonce, max_age } => (Some(nonce.to_owned()), max_age),
+            NonceCheck::DangerousSkip => (None, None),
+        };
         let resources = resources.unwrap_or(&self.config().resources);
         let out = self.code_request(code, code_verifier, redirect_uri, resources)?;
-        Ok(Exchange::new(self.clone(), out, keys, None, None))
+        Ok(Exchange::new(self.clone(), out, keys, nonce, max_age))
     }
 
     fn code_request(

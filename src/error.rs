@@ -5,6 +5,12 @@
 //! failure (`invalid_state`, `invalid_nonce`, `token_expired`, `subject_mismatch`, the provider's
 //! own `invalid_grant`, `user_blocked`, …), and [`Error::retry_after`] when a 429/503 said when
 //! to come back. No message ever contains a token, a secret or a verifier.
+//!
+//! Every string an error carries that the provider (or a callback URL) controls — OAuth `error`,
+//! `error_description` and `error_uri`, a duplicated callback parameter or JSON member name, a
+//! `sub` — goes through one function, [`provider_text`]: control characters and
+//! bidirectional-text controls removed, at most [`MAX_PROVIDER_TEXT`] characters kept. Error
+//! messages end up in logs and terminals; they cannot forge log lines or grow without bound.
 
 use crate::jose::JoseError;
 use crate::json::JsonError;
@@ -58,6 +64,7 @@ pub enum Error {
     #[error("the access token expired and there is no refresh token to renew it")]
     TokenExpired,
     /// A refreshed ID token or a UserInfo response names another subject than the session's.
+    /// Both values went through [`provider_text`] (build it with [`Error::subject_mismatch`]).
     #[error("subject mismatch: expected `{expected}`, got `{actual}`")]
     SubjectMismatch {
         /// The session's subject.
@@ -71,16 +78,39 @@ pub enum Error {
     /// An operation was driven out of order (e.g. `poll` after `Done`).
     #[error("API misuse: {0}")]
     Usage(&'static str),
+    /// The request to this endpoint got no response (the driver called
+    /// [`Operation::handle_transport_error`](crate::Operation::handle_transport_error)); a
+    /// driver replaces it with its own, more detailed transport error.
+    #[error("no response from the {endpoint} endpoint")]
+    NoResponse {
+        /// The endpoint the request was for.
+        endpoint: Endpoint,
+    },
+    /// A stored token set with a refresh token has neither an ID token nor a `subject_hint`:
+    /// nothing pins its subject, so UserInfo's `sub` could not be checked. The SDK never
+    /// stores such a set; the user must log in again.
+    #[error("the stored token set names no subject (no id_token and no subject_hint)")]
+    UnpinnedSubject,
 }
 
 impl Error {
+    /// [`Error::SubjectMismatch`], both subjects passed through [`provider_text`].
+    #[must_use]
+    pub fn subject_mismatch(expected: &str, actual: &str) -> Error {
+        Error::SubjectMismatch {
+            expected: provider_text(expected),
+            actual: provider_text(actual),
+        }
+    }
+
     /// The code string the official Python SDK reports for this failure.
     ///
     /// Provider errors keep the provider's code verbatim (`invalid_grant`, `user_blocked`, or any
     /// unknown code). Local failures use: `configuration_error`, `invalid_state`, `invalid_issuer`,
     /// `invalid_request` (malformed callback), `missing_code`, `invalid_nonce`, `invalid_id_token`,
     /// `invalid_token`, `invalid_response`, `token_expired`, `subject_mismatch`, `unsupported`,
-    /// `http_error` and `rate_limited` (a bare 429).
+    /// `http_error`, `rate_limited` (a bare 429), `transport_error` (no response) and
+    /// `invalid_token_set` (a stored set that pins no subject).
     #[must_use]
     pub fn code(&self) -> &str {
         match self {
@@ -89,6 +119,7 @@ impl Error {
             Error::Status { status: 429, .. } => "rate_limited",
             Error::Status { .. } => "http_error",
             Error::Callback(e) => e.code(),
+            Error::Jwks(JwksError::ForeignProvider) => "configuration_error",
             Error::Response { .. } | Error::Jwks(_) => "invalid_response",
             Error::IdToken(TokenError::Claim(
                 ClaimError::NonceMismatch | ClaimError::MissingNonce,
@@ -99,6 +130,8 @@ impl Error {
             Error::SubjectMismatch { .. } => "subject_mismatch",
             Error::Unsupported(_) => "unsupported",
             Error::Usage(_) => "invalid_usage",
+            Error::NoResponse { .. } => "transport_error",
+            Error::UnpinnedSubject => "invalid_token_set",
         }
     }
 
@@ -195,14 +228,31 @@ impl fmt::Debug for OAuthError {
     }
 }
 
-/// Longest provider text kept in an error (descriptions are logged; keep them bounded).
-const MAX_PROVIDER_TEXT: usize = 256;
+/// Longest provider-controlled text kept in an error, in characters (errors are logged; keep
+/// them bounded).
+pub const MAX_PROVIDER_TEXT: usize = 256;
 
-fn sanitize(text: &str) -> String {
+/// A provider-controlled string as an error may carry it: control characters (C0, DEL, C1:
+/// newlines, escape sequences) and bidirectional-text controls (U+061C, U+200E/F,
+/// U+202A–U+202E, U+2066–U+2069, which reorder what a terminal or log viewer shows) are
+/// removed, and at most [`MAX_PROVIDER_TEXT`] characters are kept. The one place where error
+/// texts from outside are cleaned.
+///
+/// ```
+/// use authpi_idp::error::provider_text;
+/// assert_eq!(provider_text("bad\r\n[INFO] forged\u{1b}[0m"), "bad[INFO] forged[0m");
+/// assert_eq!(provider_text(&"x".repeat(5000)).len(), 256);
+/// ```
+#[must_use]
+pub fn provider_text(text: &str) -> String {
     text.chars()
-        .filter(|c| !c.is_control())
+        .filter(|&c| !c.is_control() && !is_bidi_control(c))
         .take(MAX_PROVIDER_TEXT)
         .collect()
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 impl OAuthError {
@@ -211,8 +261,8 @@ impl OAuthError {
     #[must_use]
     pub fn new(code: &str, description: Option<&str>) -> Self {
         OAuthError {
-            code: sanitize(code),
-            description: description.map(sanitize),
+            code: provider_text(code),
+            description: description.map(provider_text),
             uri: None,
             status: None,
             retry_after: None,
@@ -220,7 +270,7 @@ impl OAuthError {
     }
 
     pub(crate) fn with_uri(mut self, uri: Option<&str>) -> Self {
-        self.uri = uri.map(sanitize);
+        self.uri = uri.map(provider_text);
         self
     }
 
@@ -400,10 +450,11 @@ pub enum ConfigError {
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallbackError {
-    /// A parameter occurs more than once.
+    /// A parameter occurs more than once (its name, through [`provider_text`]).
     #[error("parameter `{0}` occurs more than once")]
     DuplicateParameter(String),
-    /// `state` is missing or differs from the transaction's (possible CSRF).
+    /// `state` is missing or differs from the transaction's (possible CSRF). `provider_error`
+    /// went through [`provider_text`].
     #[error("state mismatch{}", provider_error.as_deref().map(|e| format!(" (the provider also returned error `{e}`)")).unwrap_or_default())]
     StateMismatch {
         /// The provider's `error`, if the callback carried one.
@@ -562,6 +613,146 @@ pub enum DiscoveryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_text_table() {
+        let long = "x".repeat(5000);
+        let accents = "é".repeat(300);
+        let escapes = "a\u{1b}".repeat(300);
+        let cases: &[(&str, &str)] = &[
+            ("invalid_grant", "invalid_grant"),
+            ("two words, punctuation: ok.", "two words, punctuation: ok."),
+            ("line\nbreak\r\n[ERROR] forged", "linebreak[ERROR] forged"),
+            ("\u{1b}[31mred\u{1b}[0m", "[31mred[0m"),
+            (
+                "tab\there\0nul\u{7f}del\u{85}nel\u{9b}csi",
+                "tabherenuldelnelcsi",
+            ),
+            ("user\u{202e}gpj.exe", "usergpj.exe"),
+            ("\u{2066}iso\u{2069}\u{200e}\u{200f}\u{61c}", "iso"),
+            (
+                "zero\u{200d}width joiner kept, 日本語 kept",
+                "zero\u{200d}width joiner kept, 日本語 kept",
+            ),
+            ("\u{1}\u{2}\u{3}", ""),
+            ("", ""),
+        ];
+        for &(input, expected) in cases {
+            assert_eq!(provider_text(input), expected, "{input:?}");
+        }
+        assert_eq!(provider_text(&long), "x".repeat(256));
+        assert_eq!(provider_text(&accents), "é".repeat(256));
+        // Capped after cleaning: 256 visible characters, not 128.
+        assert_eq!(provider_text(&escapes), "a".repeat(256));
+    }
+
+    /// Every route by which provider- or URL-controlled text reaches an error: the text that
+    /// comes out is cleaned and bounded, whatever the route.
+    #[test]
+    fn provider_strings_reach_errors_only_through_provider_text() {
+        let hostile = format!("\u{1b}[2J\r\n[INFO] login ok\u{202e}{}", "y".repeat(2000));
+        let clean = provider_text(&hostile);
+        assert!(clean.chars().count() == MAX_PROVIDER_TEXT && clean.starts_with("[2J[INFO]"));
+        let enc: String = url::form_urlencoded::byte_serialize(hostile.as_bytes()).collect();
+        let json_str = serde_json::to_string(&hostile).unwrap();
+        let resp = |status: u16, body: String| {
+            http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(body.into_bytes())
+                .unwrap()
+        };
+        let routes: Vec<(&str, Error, Error)> = vec![
+            (
+                "duplicate callback parameter",
+                crate::callback::CallbackParams::parse(&format!("?{enc}=1&{enc}=2"))
+                    .map(|_| ())
+                    .unwrap_err()
+                    .into(),
+                CallbackError::DuplicateParameter(clean.clone()).into(),
+            ),
+            (
+                "provider error next to a wrong state",
+                crate::callback::validate(
+                    &crate::callback::CallbackParams::parse(&format!("?state=x&error={enc}"))
+                        .unwrap(),
+                    "S",
+                    "https://idp.example",
+                    false,
+                )
+                .unwrap_err(),
+                CallbackError::StateMismatch {
+                    provider_error: Some(clean.clone()),
+                }
+                .into(),
+            ),
+            (
+                "duplicate JSON member",
+                Error::Response {
+                    endpoint: Endpoint::Token,
+                    reason: crate::json::parse_object(
+                        format!("{{{json_str}:1,{json_str}:2}}").as_bytes(),
+                    )
+                    .unwrap_err()
+                    .into(),
+                },
+                Error::Response {
+                    endpoint: Endpoint::Token,
+                    reason: JsonError::DuplicateMember(clean.clone()).into(),
+                },
+            ),
+            (
+                "UserInfo sub",
+                crate::userinfo::parse(
+                    &resp(200, format!("{{\"sub\":{json_str}}}")),
+                    Some("usr_1"),
+                )
+                .unwrap_err(),
+                Error::SubjectMismatch {
+                    expected: "usr_1".into(),
+                    actual: clean.clone(),
+                },
+            ),
+            (
+                "refreshed ID token sub",
+                Error::subject_mismatch(&hostile, &hostile),
+                Error::SubjectMismatch {
+                    expected: clean.clone(),
+                    actual: clean.clone(),
+                },
+            ),
+            (
+                "OAuth error body",
+                crate::http::error_response(
+                    Endpoint::Token,
+                    &resp(
+                        400,
+                        format!(
+                            "{{\"error\":{json_str},\"error_description\":{json_str},\"error_uri\":{json_str}}}"
+                        ),
+                    ),
+                ),
+                Error::OAuth(
+                    OAuthError::new(&clean, Some(&clean))
+                        .with_uri(Some(&clean))
+                        .with_status(400, None),
+                ),
+            ),
+        ];
+        for (route, got, expected) in routes {
+            assert_eq!(got, expected, "{route}");
+            for text in [got.to_string(), format!("{got:?}")] {
+                assert!(
+                    !text.chars().any(|c| c.is_control() || is_bidi_control(c)),
+                    "{route}: {text:?}"
+                );
+                assert!(
+                    text.chars().count() <= 3 * MAX_PROVIDER_TEXT + 120,
+                    "{route}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn status_is_reported_for_every_error_that_came_with_one() {

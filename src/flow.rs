@@ -5,12 +5,15 @@
 //!
 //! ```no_run
 //! # use authpi_idp::{Error, Operation, Step, UnixTime};
-//! # fn send(_: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> { unimplemented!() }
+//! # fn send(_: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, std::io::Error> { unimplemented!() }
 //! # fn store(_: &authpi_idp::TokenSet) {}
 //! # fn run<O: Operation>(mut op: O, now: UnixTime) -> Result<O::Output, Error> {
 //! loop {
 //!     match op.poll(now)? {
-//!         Step::Send(out) => op.handle_response(send(out.request)),
+//!         Step::Send(out) => match send(out.request) {
+//!             Ok(response) => op.handle_response(response),
+//!             Err(_transport_error) => op.handle_transport_error(), // then keep polling
+//!         },
 //!         Step::Persist(tokens) => store(&tokens),       // rotated tokens: store them first
 //!         Step::KeysRefreshed(keys) => { /* keep `keys` for the next operations */ }
 //!         Step::Done(output) => break Ok(output),
@@ -22,8 +25,13 @@
 //!
 //! # Call order
 //! - [`Operation::poll`] returns the next [`Step`]. After [`Step::Send`], the next call must be
-//!   [`Operation::handle_response`] with the response to that request; only then does `poll`
-//!   make progress. Every other step is an event: handle it, then call `poll` again.
+//!   [`Operation::handle_response`] with the response to that request, or
+//!   [`Operation::handle_transport_error`] when the request got no response (connection error,
+//!   timeout, size cap); only then does `poll` make progress. Every other step is an event:
+//!   handle it, then call `poll` again.
+//! - After `handle_transport_error`, keep polling: `poll` either goes on (a refresh whose new ID
+//!   token cannot be checked for lack of keys: `Persist`, then `Done`, see [`Session`]), or
+//!   answers [`Error::NoResponse`], which a driver replaces with its own transport error.
 //! - [`Operation::handle_response`] only records the response; `poll` validates it, so every
 //!   error surfaces from `poll`.
 //! - After `Done` or an error, the operation is over: `poll` answers [`Error::Usage`].
@@ -36,13 +44,26 @@
 //! - A refresh hands the rotated token set out as [`Step::Persist`] as soon as the token
 //!   response and its ID token are validated, *before* UserInfo hydration or anything else that
 //!   can still fail: the old refresh token is already spent at the provider.
-//! - At most one JWKS refetch per operation, and only when the cached key set is stale, empty,
-//!   or lacks the token's key and is older than [`crate::jwks::REFETCH_COOLDOWN`].
+//! - At most one JWKS request per operation, and only when the cached key set is stale or empty
+//!   (and the last attempt is older than [`crate::jwks::REFETCH_COOLDOWN`]), or lacks the
+//!   token's key. For a token anyone can present (an access token at an API) a missing key
+//!   causes a refetch only when the last fetch *attempt* is older than the cooldown; an ID token
+//!   that came from the token endpoint over TLS is not forgeable by a third party, so its
+//!   unknown `kid` always gets the one refetch (keys rotated between login and refresh just
+//!   work).
+//! - A failed JWKS request (error status, unusable body, no response) is still an attempt: the
+//!   operation emits [`Step::KeysRefreshed`] with the same keys and the attempt recorded
+//!   ([`KeySet::attempted_at`]), so the cooldown holds across operations while the endpoint
+//!   fails.
+//! - Cheap rejections (an `alg` outside the allowed set, an ES256/EdDSA signature that is not 64
+//!   bytes, a malformed token, a wrong `typ`) come before any JWKS request.
+//! - A key set bound to another provider ([`KeySet::check_provider`]) is refused by the first
+//!   `poll`, before any request.
 
 use crate::agent::Agent;
 use crate::client::Client;
 use crate::config::Config;
-use crate::error::{ClaimError, Error, ResponseError, TokenError};
+use crate::error::{ClaimError, Endpoint, Error, ResponseError, TokenError};
 use crate::http::{Outgoing, RequestKind, get};
 use crate::id_token::{self, Expected, IdClaims};
 use crate::jose::{AlgorithmSet, JoseError, Jws};
@@ -61,7 +82,8 @@ pub enum Step<T> {
     Send(Outgoing),
     /// A refresh rotated the tokens: persist this token set before calling `poll` again.
     Persist(TokenSet),
-    /// The provider's key set was refetched: keep it for later operations.
+    /// The provider's key set was refetched, or a refetch was attempted and failed (same keys,
+    /// attempt time recorded for the cooldown): keep it for later operations.
     KeysRefreshed(KeySet),
     /// The operation finished with this output.
     Done(T),
@@ -88,33 +110,135 @@ pub trait Operation {
 
     /// Records the response to the request of the last [`Step::Send`].
     fn handle_response(&mut self, response: http::Response<Vec<u8>>);
+
+    /// The request of the last [`Step::Send`] got no response (connection error, timeout, size
+    /// cap): call it instead of [`handle_response`](Self::handle_response), then keep polling.
+    /// `poll` then either goes on (see the [module docs](self)) or answers
+    /// [`Error::NoResponse`].
+    fn handle_transport_error(&mut self);
 }
 
 const NO_RESPONSE: Error = Error::Usage("poll called after Send without handle_response");
 const FINISHED: Error = Error::Usage("the operation is already finished");
 
+/// The endpoint a request kind goes to, for [`Error::NoResponse`].
+fn endpoint_of(kind: RequestKind) -> Endpoint {
+    match kind {
+        RequestKind::Discovery => Endpoint::Discovery,
+        RequestKind::Jwks => Endpoint::Jwks,
+        RequestKind::UserInfo => Endpoint::UserInfo,
+        RequestKind::Revocation => Endpoint::Revocation,
+        RequestKind::Introspection => Endpoint::Introspection,
+        RequestKind::AuthorizationCode
+        | RequestKind::Refresh { .. }
+        | RequestKind::ClientCredentials => Endpoint::Token,
+    }
+}
+
+/// The request an operation sent last and what came back for it.
+#[derive(Default)]
+struct Inbox {
+    sent: Option<RequestKind>,
+    reply: Option<Option<http::Response<Vec<u8>>>>,
+}
+
+impl Inbox {
+    /// Records that `out` is being sent and returns the step that sends it.
+    fn send<T>(&mut self, out: Outgoing) -> Step<T> {
+        self.sent = Some(out.kind);
+        self.reply = None;
+        Step::Send(out)
+    }
+
+    fn response(&mut self, response: http::Response<Vec<u8>>) {
+        self.reply = Some(Some(response));
+    }
+
+    fn transport_error(&mut self) {
+        self.reply = Some(None);
+    }
+
+    /// The response to the last request: [`Error::NoResponse`] after a transport error, a
+    /// usage error when neither input came.
+    fn take(&mut self) -> Result<http::Response<Vec<u8>>, Error> {
+        match self.reply.take() {
+            Some(Some(response)) => Ok(response),
+            Some(None) => Err(self.sent.map_or(NO_RESPONSE, |kind| Error::NoResponse {
+                endpoint: endpoint_of(kind),
+            })),
+            None => Err(NO_RESPONSE),
+        }
+    }
+}
+
+/// Who can present a token, which decides whether its unknown `kid` may bypass the cooldown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TokenSource {
+    /// An ID token straight from the token endpoint over TLS: one refetch per operation,
+    /// whatever the cooldown.
+    TokenEndpoint,
+    /// An access token presented to an API by anyone: refetch only after the cooldown.
+    Bearer,
+}
+
 /// The key set an operation verifies with, and its one permitted refetch.
 struct KeyRing {
     keys: KeySet,
+    issuer: String,
     jwks_uri: url::Url,
     refetched: bool,
     event: Option<KeySet>,
+    /// An error to report once the pending `KeysRefreshed` event is out.
+    pending: Option<Error>,
+    finished: bool,
 }
 
 #[allow(clippy::large_enum_variant)] // short-lived, never stored
 enum Verified<T> {
     Yes(T),
     NeedKeys(Outgoing),
+    /// No key fits and no refetch is left or permitted: no verdict on the token.
+    NoKey,
 }
 
 impl KeyRing {
+    /// The key ring of an operation; a key set bound to another provider makes the first
+    /// [`KeyRing::poll_event`] fail.
     fn new(keys: &KeySet, metadata: &ProviderMetadata) -> Self {
+        let pending = keys
+            .check_provider(metadata.issuer(), metadata.jwks_uri().as_str())
+            .err()
+            .map(Error::Jwks);
         KeyRing {
             keys: keys.clone(),
+            issuer: metadata.issuer().to_owned(),
             jwks_uri: metadata.jwks_uri().clone(),
             refetched: false,
             event: None,
+            pending,
+            finished: false,
         }
+    }
+
+    /// What an operation's `poll` must return before anything else: a key-set event, then a
+    /// deferred error (after which the operation is over).
+    fn poll_event<T>(&mut self) -> Result<Option<Step<T>>, Error> {
+        if let Some(keys) = self.event.take() {
+            return Ok(Some(Step::KeysRefreshed(keys)));
+        }
+        if let Some(e) = self.pending.take() {
+            self.finished = true;
+            return Err(e);
+        }
+        if self.finished {
+            return Err(FINISHED);
+        }
+        Ok(None)
+    }
+
+    /// Reports `e` after the pending key-set event (if any).
+    fn defer(&mut self, e: Error) {
+        self.pending = Some(e);
     }
 
     fn request(&self) -> Result<Outgoing, Error> {
@@ -136,65 +260,103 @@ impl KeyRing {
 
     /// Verifies the signature, or asks for the JWKS when the cache cannot answer.
     ///
-    /// `wrap` says which kind of token failed (`Error::IdToken` or `Error::AccessToken`).
+    /// Cheap rejections (allowed `alg`, signature length) come first, so that no token that
+    /// fails them causes a JWKS request. `wrap` says which kind of token failed
+    /// (`Error::IdToken` or `Error::AccessToken`).
     fn verify(
         &mut self,
         jws: &Jws<'_>,
         allowed: AlgorithmSet,
         now: UnixTime,
+        source: TokenSource,
         wrap: fn(TokenError) -> Error,
     ) -> Result<Verified<()>, Error> {
+        jws.precheck(allowed).map_err(|e| wrap(e.into()))?;
         if let Some(out) = self.prefetch(now)? {
             return Ok(Verified::NeedKeys(out));
         }
         match jws.verify(&self.keys, allowed) {
             Ok(()) => Ok(Verified::Yes(())),
-            Err(JoseError::NoMatchingKey) if !self.refetched && self.keys.may_refetch(now) => {
-                self.request().map(Verified::NeedKeys)
+            Err(JoseError::NoMatchingKey) => {
+                let permitted = match source {
+                    TokenSource::TokenEndpoint => true,
+                    TokenSource::Bearer => self.keys.may_refetch(now),
+                };
+                if !self.refetched && permitted {
+                    self.request().map(Verified::NeedKeys)
+                } else {
+                    Ok(Verified::NoKey)
+                }
             }
             Err(e) => Err(wrap(e.into())),
         }
     }
 
-    fn absorb(&mut self, response: &http::Response<Vec<u8>>, now: UnixTime) -> Result<(), Error> {
+    /// Takes the JWKS response (or the transport failure) into the ring. Success or failure,
+    /// the attempt counts and is handed out as a `KeysRefreshed` event.
+    fn absorb(
+        &mut self,
+        response: Result<http::Response<Vec<u8>>, Error>,
+        now: UnixTime,
+    ) -> Result<(), Error> {
         self.refetched = true;
-        let keys = KeySet::from_response(response, now)?;
-        self.keys = keys.clone();
-        self.event = Some(keys);
-        Ok(())
+        let (issuer, jwks_uri) = (self.issuer.as_str(), self.jwks_uri.as_str());
+        let fetched = response.and_then(|r| {
+            KeySet::from_response(&r, now)
+                .map(|k| k.bind(issuer, jwks_uri))
+                .map_err(Error::from)
+        });
+        match fetched {
+            Ok(keys) => {
+                self.keys = keys.clone();
+                self.event = Some(keys);
+                Ok(())
+            }
+            Err(e) => {
+                self.keys = self.keys.with_attempt(now);
+                self.event = Some(self.keys.clone());
+                Err(e)
+            }
+        }
     }
 }
 
-fn take(response: &mut Option<http::Response<Vec<u8>>>) -> Result<http::Response<Vec<u8>>, Error> {
-    response.take().ok_or(NO_RESPONSE)
+/// Parses an ID token from the token endpoint and makes the checks that need no key.
+fn parse_id_token(token: &str) -> Result<Jws<'_>, Error> {
+    let jws = Jws::parse(token).map_err(|e| Error::IdToken(e.into()))?;
+    if id_token::is_other_token_type(jws.header().typ.as_deref()) {
+        return Err(Error::IdToken(ClaimError::Type.into()));
+    }
+    Ok(jws)
 }
 
-/// Verifies an ID token's signature and claims.
-fn verify_id_token(
+/// Verifies the signature of an ID token from the token endpoint (see [`KeyRing::verify`]).
+fn verify_id_signature(
     client: &Client,
     ring: &mut KeyRing,
-    token: &str,
-    expected: &Expected<'_>,
-) -> Result<Verified<IdClaims>, Error> {
-    let id_err = |e: TokenError| Error::IdToken(e);
-    let jws = Jws::parse(token).map_err(|e| id_err(e.into()))?;
-    if id_token::is_other_token_type(jws.header().typ.as_deref()) {
-        return Err(id_err(ClaimError::Type.into()));
-    }
-    if let Verified::NeedKeys(req) =
-        ring.verify(&jws, client.algorithms(), expected.now, Error::IdToken)?
-    {
-        return Ok(Verified::NeedKeys(req));
-    }
-    let claims = IdClaims::from_payload(jws.payload()).map_err(id_err)?;
+    jws: &Jws<'_>,
+    now: UnixTime,
+) -> Result<Verified<()>, Error> {
+    ring.verify(
+        jws,
+        client.algorithms(),
+        now,
+        TokenSource::TokenEndpoint,
+        Error::IdToken,
+    )
+}
+
+/// Decodes the claims of an ID token and checks them (the signature is checked separately).
+fn check_id_claims(jws: &Jws<'_>, expected: &Expected<'_>) -> Result<IdClaims, Error> {
+    let claims = IdClaims::from_payload(jws.payload()).map_err(Error::IdToken)?;
     id_token::check(
         &claims,
         jws.header().alg,
         jws.header().typ.as_deref(),
         expected,
     )
-    .map_err(|e| id_err(e.into()))?;
-    Ok(Verified::Yes(claims))
+    .map_err(|e| Error::IdToken(e.into()))?;
+    Ok(claims)
 }
 
 fn agent_from_claims(claims: IdClaims, tokens: TokenSet) -> Agent {
@@ -225,15 +387,17 @@ enum ExchangeState {
 /// Steps: `Send(JWKS)` + `KeysRefreshed` first when the cached key set is empty or stale (so
 /// that no transport failure can come between spending the code and the result), then
 /// `Send(token request)`, then `Send(JWKS)` + `KeysRefreshed` only if the ID token's key is
-/// unknown and the cooldown allows, then `Done`.
+/// unknown (once, whatever the cooldown: the ID token came from the token endpoint), then
+/// `Done`.
 /// The ID token is required and fully verified (signature, `iss`, `aud`, `azp`, `exp`, `iat`,
 /// `nbf`, `nonce`, `at_hash`, `auth_time` when `max_age` was sent); on any failure no token
-/// comes out.
+/// comes out. A login has no earlier verified identity to fall back on, so an ID token whose key
+/// cannot be found is an error here (unlike a refresh, see [`Session`]).
 pub struct Exchange {
     client: Client,
     ring: KeyRing,
     state: ExchangeState,
-    response: Option<http::Response<Vec<u8>>>,
+    inbox: Inbox,
     nonce: Option<String>,
     max_age: Option<u64>,
 }
@@ -256,7 +420,7 @@ impl Exchange {
             ring: KeyRing::new(keys, client.metadata()),
             client,
             state: ExchangeState::Start(request),
-            response: None,
+            inbox: Inbox::default(),
             nonce,
             max_age,
         }
@@ -268,37 +432,51 @@ impl Operation for Exchange {
 
     fn poll(&mut self, now: UnixTime) -> Result<Step<Agent>, Error> {
         loop {
-            if let Some(keys) = self.ring.event.take() {
-                return Ok(Step::KeysRefreshed(keys));
+            if let Some(step) = self.ring.poll_event()? {
+                return Ok(step);
             }
             match std::mem::replace(&mut self.state, ExchangeState::Finished) {
                 ExchangeState::Start(out) => {
                     if let Some(jwks) = self.ring.prefetch(now)? {
                         self.state = ExchangeState::AwaitPrefetch(out);
-                        return Ok(Step::Send(jwks));
+                        return Ok(self.inbox.send(jwks));
                     }
                     self.state = ExchangeState::AwaitToken;
-                    return Ok(Step::Send(out));
+                    return Ok(self.inbox.send(out));
                 }
                 ExchangeState::AwaitPrefetch(out) => {
-                    self.ring.absorb(&take(&mut self.response)?, now)?;
-                    self.state = ExchangeState::Start(out);
+                    match self.ring.absorb(self.inbox.take(), now) {
+                        Ok(()) => self.state = ExchangeState::Start(out),
+                        Err(e) => self.ring.defer(e),
+                    }
                 }
                 ExchangeState::AwaitToken => {
-                    let tr = parse_token_response(&take(&mut self.response)?)?;
+                    let tr = parse_token_response(&self.inbox.take()?)?;
                     if tr.id_token.is_none() {
                         return Err(Error::Response {
-                            endpoint: crate::error::Endpoint::Token,
+                            endpoint: Endpoint::Token,
                             reason: ResponseError::MissingIdToken,
                         });
                     }
                     self.state = ExchangeState::Verify(tr);
                 }
-                ExchangeState::AwaitJwks(tr) => {
-                    self.ring.absorb(&take(&mut self.response)?, now)?;
-                    self.state = ExchangeState::Verify(tr);
-                }
+                ExchangeState::AwaitJwks(tr) => match self.ring.absorb(self.inbox.take(), now) {
+                    Ok(()) => self.state = ExchangeState::Verify(tr),
+                    Err(e) => self.ring.defer(e),
+                },
                 ExchangeState::Verify(tr) => {
+                    let token = tr.id_token.as_deref().unwrap_or_default();
+                    let jws = parse_id_token(token)?;
+                    match verify_id_signature(&self.client, &mut self.ring, &jws, now)? {
+                        Verified::NeedKeys(out) => {
+                            self.state = ExchangeState::AwaitJwks(tr);
+                            return Ok(self.inbox.send(out));
+                        }
+                        Verified::NoKey => {
+                            return Err(Error::IdToken(JoseError::NoMatchingKey.into()));
+                        }
+                        Verified::Yes(()) => {}
+                    }
                     let config = self.client.config();
                     let expected = Expected {
                         issuer: self.client.issuer(),
@@ -310,19 +488,11 @@ impl Operation for Exchange {
                         leeway: config.leeway,
                         now,
                     };
-                    let token = tr.id_token.as_deref().unwrap_or_default();
-                    match verify_id_token(&self.client, &mut self.ring, token, &expected)? {
-                        Verified::NeedKeys(out) => {
-                            self.state = ExchangeState::AwaitJwks(tr);
-                            return Ok(Step::Send(out));
-                        }
-                        Verified::Yes(claims) => {
-                            return Ok(Step::Done(agent_from_claims(
-                                claims,
-                                tr.into_token_set(now),
-                            )));
-                        }
-                    }
+                    let claims = check_id_claims(&jws, &expected)?;
+                    return Ok(Step::Done(agent_from_claims(
+                        claims,
+                        tr.into_token_set(now),
+                    )));
                 }
                 ExchangeState::Finished => return Err(FINISHED),
             }
@@ -330,7 +500,11 @@ impl Operation for Exchange {
     }
 
     fn handle_response(&mut self, response: http::Response<Vec<u8>>) {
-        self.response = Some(response);
+        self.inbox.response(response);
+    }
+
+    fn handle_transport_error(&mut self) {
+        self.inbox.transport_error();
     }
 }
 
@@ -354,6 +528,8 @@ enum SessionState {
     AwaitRefresh,
     VerifyRefresh(TokenResponse),
     AwaitJwks(TokenResponse),
+    /// The refreshed ID token's signature cannot be checked for lack of keys (no verdict).
+    Unverifiable(TokenResponse),
     Persisted,
     AwaitUserInfo,
     Finished,
@@ -402,9 +578,12 @@ impl SessionOptions {
 /// 1. `Send(refresh request)` when forced or when auto-refresh is on and the access token is
 ///    within the refresh buffer (no refresh token ⇒ [`Error::TokenExpired`]); preceded by
 ///    `Send(JWKS)` + `KeysRefreshed` when the cached key set is empty or stale, so that the
-///    refresh token is only spent once the keys to verify the answer are at hand;
+///    refresh token is only spent once the keys to verify the answer are at hand (a failed
+///    prefetch is an error, since nothing is spent yet; its attempt starts the cooldown, so the
+///    next operation within it refreshes with the cached keys instead);
 /// 2. `Send(JWKS)` + `KeysRefreshed` when a refreshed ID token's key is still unknown (a key
-///    rotated in between) and the cooldown allows;
+///    rotated in between), once, whatever the cooldown (the ID token came from the token
+///    endpoint over TLS; only tokens anyone can present obey the cooldown);
 /// 3. `Persist(tokens)` with the rotated token set, as soon as it is validated;
 /// 4. `Send(UserInfo)` when the identity must come from UserInfo (a token set with
 ///    `subject_hint` and no ID token, or a refresh that returned no ID token); UserInfo's
@@ -413,6 +592,30 @@ impl SessionOptions {
 ///
 /// [`Session::refreshed`] tells whether step 3 happened (an adapter reports `on_refresh_error`
 /// only for failures before it).
+///
+/// # The no-verdict rule (rotated tokens are never dropped)
+/// Once the refresh request is answered, the old refresh token is spent at the provider. If the
+/// new ID token then cannot be given a verdict for lack of keys — the JWKS request answers an
+/// error status or an unusable body, gets no response
+/// ([`Operation::handle_transport_error`]), or the token's `kid` is still unknown after the one
+/// refetch — the operation neither fails nor drops the tokens:
+/// - the new ID token's claims are decoded and checked without the signature (`iss`, `sub`,
+///   `aud` as a set, `azp`, `nonce`, `auth_time`, `exp`/`iat`/`nbf`, `at_hash`); a claim that
+///   fails is a verdict: the error comes out and nothing is persisted;
+/// - otherwise `Persist(set)` hands out the new access and refresh tokens, `expires_at` and
+///   `scope`, with the *previous*, verified `id_token` in place of the unverifiable new one (or
+///   the previous `subject_hint` when the session had no ID token), then `Done(agent)` with the
+///   previous verified identity, and [`Agent::identity_reverified`] is `false`. The next refresh
+///   (or login) verifies a new ID token again.
+///
+/// A verdict against the tokens — a bad signature with fresh keys, a changed `iss`, `sub`,
+/// `aud`, `azp`, `nonce` or `auth_time`, an expired token, a disallowed `alg` — still persists
+/// nothing.
+///
+/// A stored set with a refresh token but neither an ID token nor a `subject_hint` pins no
+/// subject, so UserInfo's `sub` could not be checked against anything: it is refused with
+/// [`Error::UnpinnedSubject`] when the operation is created (the SDK never stores such a set:
+/// a refresh without an ID token writes `subject_hint`).
 pub struct Session {
     client: Client,
     ring: KeyRing,
@@ -421,8 +624,9 @@ pub struct Session {
     refresh: bool,
     options: SessionOptions,
     state: SessionState,
-    response: Option<http::Response<Vec<u8>>>,
+    inbox: Inbox,
     refreshed: bool,
+    reverified: bool,
 }
 
 impl fmt::Debug for Session {
@@ -452,7 +656,7 @@ impl Session {
                 expected: Some(hint.clone()),
             }
         } else if tokens.refresh_token.is_some() {
-            Identity::Hydrate { expected: None }
+            return Err(Error::UnpinnedSubject);
         } else {
             Identity::Client
         };
@@ -467,8 +671,9 @@ impl Session {
             refresh,
             options,
             state: SessionState::Start,
-            response: None,
+            inbox: Inbox::default(),
             refreshed: false,
+            reverified: true,
         })
     }
 
@@ -550,11 +755,51 @@ impl Session {
         )
     }
 
+    /// Checks the claims of a refreshed ID token: first against the original (OIDC Core §12.2:
+    /// `iss`, `aud` as a set, `azp`, `nonce`, `auth_time`, then `sub`), so a changed claim is
+    /// reported as such, then every rule of a new ID token except the signature.
+    fn check_refreshed_claims(
+        &self,
+        jws: &Jws<'_>,
+        tr: &TokenResponse,
+        now: UnixTime,
+    ) -> Result<IdClaims, Error> {
+        let claims = IdClaims::from_payload(jws.payload()).map_err(Error::IdToken)?;
+        if let Identity::Claims(original) = &self.identity {
+            id_token::check_refreshed(&claims, original).map_err(|e| Error::IdToken(e.into()))?;
+        }
+        if let Some(expected) = self.subject() {
+            if claims.sub != expected {
+                return Err(Error::subject_mismatch(expected, &claims.sub));
+            }
+        }
+        let config = self.client.config();
+        let expected = Expected {
+            issuer: self.client.issuer(),
+            client_id: &config.client_id,
+            trusted_audiences: &config.trusted_audiences,
+            nonce: None,
+            max_age: None,
+            access_token: Some(&tr.access_token),
+            leeway: config.leeway,
+            now,
+        };
+        id_token::check(
+            &claims,
+            jws.header().alg,
+            jws.header().typ.as_deref(),
+            &expected,
+        )
+        .map_err(|e| Error::IdToken(e.into()))?;
+        Ok(claims)
+    }
+
     /// After the tokens are settled: hydrate from UserInfo, or finish.
     fn finish_or_hydrate(&mut self) -> Result<Step<Agent>, Error> {
         match std::mem::replace(&mut self.identity, Identity::Client) {
             Identity::Claims(claims) => {
-                Ok(Step::Done(agent_from_claims(claims, self.take_tokens())))
+                let agent = agent_from_claims(claims, self.take_tokens());
+                Ok(Step::Done(agent.reverified(self.reverified)))
             }
             Identity::Client => {
                 let id = self.client.config().client_id.clone();
@@ -576,7 +821,7 @@ impl Session {
                     .ok_or(Error::Unsupported("UserInfo"))?;
                 let request = get(endpoint, Some(&self.tokens.access_token))?;
                 self.state = SessionState::AwaitUserInfo;
-                Ok(Step::Send(Outgoing {
+                Ok(self.inbox.send(Outgoing {
                     kind: RequestKind::UserInfo,
                     request,
                 }))
@@ -590,28 +835,31 @@ impl Operation for Session {
 
     fn poll(&mut self, now: UnixTime) -> Result<Step<Agent>, Error> {
         loop {
-            if let Some(keys) = self.ring.event.take() {
-                return Ok(Step::KeysRefreshed(keys));
+            if let Some(step) = self.ring.poll_event()? {
+                return Ok(step);
             }
             match std::mem::replace(&mut self.state, SessionState::Finished) {
                 SessionState::Start if self.refresh => {
                     if self.tokens.refresh_token.is_some() {
                         if let Some(jwks) = self.ring.prefetch(now)? {
                             self.state = SessionState::AwaitPrefetch;
-                            return Ok(Step::Send(jwks));
+                            return Ok(self.inbox.send(jwks));
                         }
                     }
                     let out = self.refresh_request()?;
                     self.state = SessionState::AwaitRefresh;
-                    return Ok(Step::Send(out));
+                    return Ok(self.inbox.send(out));
                 }
                 SessionState::Start | SessionState::Persisted => return self.finish_or_hydrate(),
                 SessionState::AwaitPrefetch => {
-                    self.ring.absorb(&take(&mut self.response)?, now)?;
-                    self.state = SessionState::Start;
+                    // The refresh token is not spent yet: a failure here loses nothing.
+                    match self.ring.absorb(self.inbox.take(), now) {
+                        Ok(()) => self.state = SessionState::Start,
+                        Err(e) => self.ring.defer(e),
+                    }
                 }
                 SessionState::AwaitRefresh => {
-                    let tr = parse_token_response(&take(&mut self.response)?)?;
+                    let tr = parse_token_response(&self.inbox.take()?)?;
                     if tr.id_token.is_some() {
                         self.state = SessionState::VerifyRefresh(tr);
                         continue;
@@ -631,45 +879,50 @@ impl Operation for Session {
                     return Ok(Step::Persist(new));
                 }
                 SessionState::AwaitJwks(tr) => {
-                    self.ring.absorb(&take(&mut self.response)?, now)?;
-                    self.state = SessionState::VerifyRefresh(tr);
+                    // The refresh token is spent: a JWKS failure is no verdict on the tokens.
+                    self.state = match self.ring.absorb(self.inbox.take(), now) {
+                        Ok(()) => SessionState::VerifyRefresh(tr),
+                        Err(_) => SessionState::Unverifiable(tr),
+                    };
                 }
                 SessionState::VerifyRefresh(tr) => {
-                    let config = self.client.config();
-                    let expected = Expected {
-                        issuer: self.client.issuer(),
-                        client_id: &config.client_id,
-                        trusted_audiences: &config.trusted_audiences,
-                        nonce: None,
-                        max_age: None,
-                        access_token: Some(&tr.access_token),
-                        leeway: config.leeway,
-                        now,
-                    };
                     let token = tr.id_token.as_deref().unwrap_or_default();
-                    let claims =
-                        match verify_id_token(&self.client, &mut self.ring, token, &expected)? {
-                            Verified::NeedKeys(out) => {
-                                self.state = SessionState::AwaitJwks(tr);
-                                return Ok(Step::Send(out));
-                            }
-                            Verified::Yes(claims) => claims,
-                        };
-                    if let Identity::Claims(original) = &self.identity {
-                        id_token::check_refreshed(&claims, original)
-                            .map_err(|e| Error::IdToken(e.into()))?;
-                    }
-                    if let Some(expected) = self.subject() {
-                        if claims.sub != expected {
-                            return Err(Error::SubjectMismatch {
-                                expected: expected.to_owned(),
-                                actual: claims.sub,
-                            });
+                    let jws = parse_id_token(token)?;
+                    match verify_id_signature(&self.client, &mut self.ring, &jws, now)? {
+                        Verified::NeedKeys(out) => {
+                            self.state = SessionState::AwaitJwks(tr);
+                            return Ok(self.inbox.send(out));
                         }
+                        Verified::NoKey => {
+                            self.state = SessionState::Unverifiable(tr);
+                            continue;
+                        }
+                        Verified::Yes(()) => {}
                     }
+                    let claims = self.check_refreshed_claims(&jws, &tr, now)?;
                     let mut new = self.merge(tr, now);
                     new.subject_hint = None;
                     self.identity = Identity::Claims(claims);
+                    self.tokens = new.clone();
+                    self.refreshed = true;
+                    self.state = SessionState::Persisted;
+                    return Ok(Step::Persist(new));
+                }
+                SessionState::Unverifiable(tr) => {
+                    // No verdict on the signature: the claims still get one (module docs).
+                    let token = tr.id_token.as_deref().unwrap_or_default();
+                    let jws = parse_id_token(token)?;
+                    self.check_refreshed_claims(&jws, &tr, now)?;
+                    let mut new = self.merge(tr, now);
+                    if let Identity::Claims(_) = &self.identity {
+                        // Identity kept from the previous, verified ID token.
+                        new.id_token = self.tokens.id_token.clone();
+                        new.subject_hint = None;
+                    } else {
+                        new.id_token = None;
+                        new.subject_hint = self.subject().map(str::to_owned);
+                    }
+                    self.reverified = false;
                     self.tokens = new.clone();
                     self.refreshed = true;
                     self.state = SessionState::Persisted;
@@ -680,15 +933,16 @@ impl Operation for Session {
                         Identity::Hydrate { expected } => expected.clone(),
                         _ => None,
                     };
-                    let info = userinfo::parse(&take(&mut self.response)?, expected.as_deref())?;
-                    return Ok(Step::Done(Agent::new(
+                    let info = userinfo::parse(&self.inbox.take()?, expected.as_deref())?;
+                    let agent = Agent::new(
                         info.sub,
                         info.email,
                         info.email_verified,
                         info.org_id,
                         info.organizations,
                         self.take_tokens(),
-                    )));
+                    );
+                    return Ok(Step::Done(agent.reverified(self.reverified)));
                 }
                 SessionState::Finished => return Err(FINISHED),
             }
@@ -696,7 +950,11 @@ impl Operation for Session {
     }
 
     fn handle_response(&mut self, response: http::Response<Vec<u8>>) {
-        self.response = Some(response);
+        self.inbox.response(response);
+    }
+
+    fn handle_transport_error(&mut self) {
+        self.inbox.transport_error();
     }
 }
 
@@ -739,7 +997,7 @@ pub struct ValidateAccessToken {
     token: String,
     audience: String,
     state: AccessState,
-    response: Option<http::Response<Vec<u8>>>,
+    inbox: Inbox,
 }
 
 impl fmt::Debug for ValidateAccessToken {
@@ -758,7 +1016,7 @@ impl ValidateAccessToken {
             token: token.to_owned(),
             audience: audience.to_owned(),
             state: AccessState::Verify,
-            response: None,
+            inbox: Inbox::default(),
         }
     }
 
@@ -769,11 +1027,16 @@ impl ValidateAccessToken {
         if !id_token::typ_is(jws.header().typ.as_deref(), "at+jwt") {
             return Err(at_err(ClaimError::Type.into()));
         }
-        if let Verified::NeedKeys(out) =
-            self.ring
-                .verify(&jws, self.client.algorithms(), now, Error::AccessToken)?
-        {
-            return Ok(Verified::NeedKeys(out));
+        match self.ring.verify(
+            &jws,
+            self.client.algorithms(),
+            now,
+            TokenSource::Bearer,
+            Error::AccessToken,
+        )? {
+            Verified::NeedKeys(out) => return Ok(Verified::NeedKeys(out)),
+            Verified::NoKey => return Err(at_err(JoseError::NoMatchingKey.into())),
+            Verified::Yes(()) => {}
         }
         let mut map = crate::json::parse_object(jws.payload()).map_err(|e| at_err(e.into()))?;
         let organizations = map
@@ -785,7 +1048,7 @@ impl ValidateAccessToken {
             _ => Err(at_err(ClaimError::Missing(name).into())),
         };
         let number = |name: &'static str| {
-            map.opt_u64(name)
+            id_token::numeric_date(&map, name)
                 .ok()
                 .flatten()
                 .ok_or_else(|| at_err(ClaimError::Missing(name).into()))
@@ -799,9 +1062,7 @@ impl ValidateAccessToken {
         }
         let exp = number("exp")?;
         let iat = number("iat")?;
-        let nbf = map
-            .opt_u64("nbf")
-            .map_err(|_| at_err(ClaimError::Missing("nbf").into()))?;
+        let nbf = id_token::numeric_date(&map, "nbf").map_err(|e| at_err(e.into()))?;
         id_token::check_times(exp, Some(iat), nbf, self.client.config().leeway, now)
             .map_err(|e| at_err(e.into()))?;
         let sub = claim(map.opt_str("sub"), "sub")?;
@@ -841,28 +1102,35 @@ impl Operation for ValidateAccessToken {
 
     fn poll(&mut self, now: UnixTime) -> Result<Step<AccessTokenInfo>, Error> {
         loop {
-            if let Some(keys) = self.ring.event.take() {
-                return Ok(Step::KeysRefreshed(keys));
+            if let Some(step) = self.ring.poll_event()? {
+                return Ok(step);
             }
             match std::mem::replace(&mut self.state, AccessState::Finished) {
                 AccessState::Verify => match self.verify(now)? {
                     Verified::NeedKeys(out) => {
                         self.state = AccessState::AwaitJwks;
-                        return Ok(Step::Send(out));
+                        return Ok(self.inbox.send(out));
+                    }
+                    Verified::NoKey => {
+                        return Err(Error::AccessToken(JoseError::NoMatchingKey.into()));
                     }
                     Verified::Yes(info) => return Ok(Step::Done(info)),
                 },
-                AccessState::AwaitJwks => {
-                    self.ring.absorb(&take(&mut self.response)?, now)?;
-                    self.state = AccessState::Verify;
-                }
+                AccessState::AwaitJwks => match self.ring.absorb(self.inbox.take(), now) {
+                    Ok(()) => self.state = AccessState::Verify,
+                    Err(e) => self.ring.defer(e),
+                },
                 AccessState::Finished => return Err(FINISHED),
             }
         }
     }
 
     fn handle_response(&mut self, response: http::Response<Vec<u8>>) {
-        self.response = Some(response);
+        self.inbox.response(response);
+    }
+
+    fn handle_transport_error(&mut self) {
+        self.inbox.transport_error();
     }
 }
 
@@ -891,7 +1159,7 @@ enum DiscoverState {
 pub struct Discover {
     config: Config,
     state: DiscoverState,
-    response: Option<http::Response<Vec<u8>>>,
+    inbox: Inbox,
 }
 
 impl fmt::Debug for Discover {
@@ -907,7 +1175,7 @@ impl Discover {
         Discover {
             config,
             state: DiscoverState::Start,
-            response: None,
+            inbox: Inbox::default(),
         }
     }
 }
@@ -919,25 +1187,29 @@ impl Operation for Discover {
         match std::mem::replace(&mut self.state, DiscoverState::Finished) {
             DiscoverState::Start => {
                 let url = ProviderMetadata::discovery_url(&self.config.issuer)?;
+                let request = get(&url, None)?;
                 self.state = DiscoverState::AwaitMetadata;
-                Ok(Step::Send(Outgoing {
+                Ok(self.inbox.send(Outgoing {
                     kind: RequestKind::Discovery,
-                    request: get(&url, None)?,
+                    request,
                 }))
             }
             DiscoverState::AwaitMetadata => {
-                let resp = take(&mut self.response)?;
+                let resp = self.inbox.take()?;
                 let metadata = ProviderMetadata::from_response(&resp, &self.config.issuer, now)?;
                 let client = Client::with_metadata(self.config.clone(), metadata)?;
                 let request = get(client.metadata().jwks_uri(), None)?;
                 self.state = DiscoverState::AwaitJwks(client);
-                Ok(Step::Send(Outgoing {
+                Ok(self.inbox.send(Outgoing {
                     kind: RequestKind::Jwks,
                     request,
                 }))
             }
             DiscoverState::AwaitJwks(client) => {
-                let keys = KeySet::from_response(&take(&mut self.response)?, now)?;
+                let keys = KeySet::from_response(&self.inbox.take()?, now)?.bind(
+                    client.metadata().issuer(),
+                    client.metadata().jwks_uri().as_str(),
+                );
                 Ok(Step::Done(Discovered { client, keys }))
             }
             DiscoverState::Finished => Err(FINISHED),
@@ -945,7 +1217,11 @@ impl Operation for Discover {
     }
 
     fn handle_response(&mut self, response: http::Response<Vec<u8>>) {
-        self.response = Some(response);
+        self.inbox.response(response);
+    }
+
+    fn handle_transport_error(&mut self) {
+        self.inbox.transport_error();
     }
 }
 
@@ -960,7 +1236,7 @@ type Process<T> = Box<dyn FnOnce(&http::Response<Vec<u8>>, UnixTime) -> Result<T
 /// [`Single::process`] with the response.
 pub struct Single<T> {
     request: Option<Outgoing>,
-    response: Option<http::Response<Vec<u8>>>,
+    inbox: Inbox,
     process: Option<Process<T>>,
 }
 
@@ -976,7 +1252,7 @@ impl<T> Single<T> {
     pub(crate) fn new(request: Outgoing, process: Process<T>) -> Self {
         Single {
             request: Some(request),
-            response: None,
+            inbox: Inbox::default(),
             process: Some(process),
         }
     }
@@ -1002,14 +1278,18 @@ impl<T> Operation for Single<T> {
 
     fn poll(&mut self, now: UnixTime) -> Result<Step<T>, Error> {
         if let Some(out) = self.request.take() {
-            return Ok(Step::Send(out));
+            return Ok(self.inbox.send(out));
         }
         let f = self.process.take().ok_or(FINISHED)?;
-        let resp = take(&mut self.response)?;
+        let resp = self.inbox.take()?;
         f(&resp, now).map(Step::Done)
     }
 
     fn handle_response(&mut self, response: http::Response<Vec<u8>>) {
-        self.response = Some(response);
+        self.inbox.response(response);
+    }
+
+    fn handle_transport_error(&mut self) {
+        self.inbox.transport_error();
     }
 }

@@ -9,6 +9,7 @@ use crate::error::{Endpoint, Error, OAuthError, ResponseError};
 use crate::json::{self, Members};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use http::HeaderValue;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use std::fmt;
 use url::Url;
@@ -104,11 +105,21 @@ fn to_uri(url: &Url) -> Result<http::Uri, Error> {
         .map_err(|_| Error::Usage("endpoint URL is not a valid HTTP URI"))
 }
 
+/// An `Authorization` value marked sensitive: `http`'s `Debug` prints `Sensitive` instead of
+/// the credentials (and HTTP/2 stacks keep it out of HPACK tables). Every `Authorization`
+/// header the core builds goes through here.
+fn credentials(value: &str) -> Result<HeaderValue, Error> {
+    let mut value = HeaderValue::from_str(value)
+        .map_err(|_| Error::Usage("request has invalid header characters"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 /// A `GET` with `Accept: application/json` (and optional bearer token).
 pub(crate) fn get(url: &Url, bearer: Option<&str>) -> Result<http::Request<Vec<u8>>, Error> {
     let mut b = http::Request::get(to_uri(url)?).header(ACCEPT, "application/json");
     if let Some(token) = bearer {
-        b = b.header(AUTHORIZATION, format!("Bearer {token}"));
+        b = b.header(AUTHORIZATION, credentials(&format!("Bearer {token}"))?);
     }
     b.body(Vec::new())
         .map_err(|_| Error::Usage("request has invalid header characters"))
@@ -133,7 +144,10 @@ pub(crate) fn form_post(
             let enc =
                 |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let creds = format!("{}:{}", enc(&config.client_id), enc(secret));
-            b = b.header(AUTHORIZATION, format!("Basic {}", STANDARD.encode(creds)));
+            b = b.header(
+                AUTHORIZATION,
+                credentials(&format!("Basic {}", STANDARD.encode(creds)))?,
+            );
         }
         (ClientAuth::ClientSecretPost, Some(secret)) => {
             form.append_pair("client_id", &config.client_id);

@@ -24,6 +24,9 @@ pub(crate) struct IdClaims {
     pub nbf: Option<u64>,
     pub nonce: Option<String>,
     pub auth_time: Option<u64>,
+    /// `auth_time` is present with a type that is not a NumericDate: refused only where
+    /// `auth_time` is used (`max_age` sent, or a refresh of a session that has one).
+    pub auth_time_invalid: bool,
     pub at_hash: Option<String>,
     pub email: Option<String>,
     pub email_verified: Option<bool>,
@@ -33,6 +36,33 @@ pub(crate) struct IdClaims {
 
 fn claim<T>(r: Result<T, json::JsonError>, name: &'static str) -> Result<T, ClaimError> {
     r.map_err(|_| ClaimError::Missing(name))
+}
+
+/// A NumericDate claim (RFC 7519 §2): a JSON number of seconds, possibly non-integer (the
+/// fraction is dropped); `Ok(None)` when absent or null; negative, non-finite or out-of-range
+/// values and other JSON types are errors.
+pub(crate) fn numeric_date(
+    map: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, ClaimError> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(u) = n.as_u64() {
+                return Ok(Some(u));
+            }
+            match n.as_f64() {
+                // 2^64 as f64; anything at or above it does not fit.
+                Some(f) if f.is_finite() && (0.0..18_446_744_073_709_551_616.0).contains(&f) =>
+                {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    Ok(Some(f.trunc() as u64))
+                }
+                _ => Err(ClaimError::Missing(name)),
+            }
+        }
+        Some(_) => Err(ClaimError::Missing(name)),
+    }
 }
 
 /// `aud`: a string or a non-empty array of strings.
@@ -73,18 +103,20 @@ impl IdClaims {
         };
         let opt_str =
             |name: &'static str| claim(map.opt_str(name), name).map(|o| o.map(str::to_owned));
-        let req_u64 =
-            |name: &'static str| claim(map.opt_u64(name), name)?.ok_or(ClaimError::Missing(name));
+        let req_date =
+            |name: &'static str| numeric_date(map, name)?.ok_or(ClaimError::Missing(name));
+        let auth_time = numeric_date(map, "auth_time");
         Ok(IdClaims {
             iss: req_str("iss")?,
             sub: req_str("sub")?,
             aud: audiences(map)?,
             azp: opt_str("azp")?,
-            exp: req_u64("exp")?,
-            iat: req_u64("iat")?,
-            nbf: claim(map.opt_u64("nbf"), "nbf")?,
+            exp: req_date("exp")?,
+            iat: req_date("iat")?,
+            nbf: numeric_date(map, "nbf")?,
             nonce: opt_str("nonce")?,
-            auth_time: claim(map.opt_u64("auth_time"), "auth_time")?,
+            auth_time: auth_time.clone().ok().flatten(),
+            auth_time_invalid: auth_time.is_err(),
             at_hash: opt_str("at_hash")?,
             // Profile claims are informative: a wrong type is dropped, not fatal.
             email: map.opt_str("email").ok().flatten().map(str::to_owned),
@@ -115,12 +147,15 @@ pub(crate) fn is_other_token_type(typ: Option<&str>) -> bool {
 }
 
 /// Whether a JWS `typ` names the media type `expected` (RFC 7515 §4.1.9: the `application/`
-/// prefix may be omitted; media types compare case-insensitively).
+/// prefix may be omitted; media types, prefix included, compare case-insensitively).
 pub(crate) fn typ_is(typ: Option<&str>, expected: &str) -> bool {
+    const PREFIX: &str = "application/";
     typ.is_some_and(|t| {
-        t.strip_prefix("application/")
-            .unwrap_or(t)
-            .eq_ignore_ascii_case(expected)
+        let subtype = match t.get(..PREFIX.len()) {
+            Some(p) if p.eq_ignore_ascii_case(PREFIX) => t.get(PREFIX.len()..).unwrap_or(t),
+            _ => t,
+        };
+        subtype.eq_ignore_ascii_case(expected)
     })
 }
 
@@ -171,6 +206,14 @@ pub(crate) fn check(
     if claims.azp.as_deref().is_some_and(|azp| azp != e.client_id) {
         return Err(ClaimError::AuthorizedParty);
     }
+    // OIDC Core §3.1.3.7 step 4: several audiences need an `azp` (which then must be ours).
+    let several = claims
+        .aud
+        .first()
+        .is_some_and(|first| claims.aud.iter().any(|a| a != first));
+    if several && claims.azp.is_none() {
+        return Err(ClaimError::Missing("azp"));
+    }
     check_times(claims.exp, Some(claims.iat), claims.nbf, e.leeway, e.now)?;
     if let Some(expected) = e.nonce {
         match &claims.nonce {
@@ -180,6 +223,9 @@ pub(crate) fn check(
         }
     }
     if let Some(max_age) = e.max_age {
+        if claims.auth_time_invalid {
+            return Err(ClaimError::Missing("auth_time"));
+        }
         let auth_time = claims.auth_time.ok_or(ClaimError::AuthTime)?;
         if auth_time.saturating_add(max_age).saturating_add(e.leeway) < e.now.as_secs() {
             return Err(ClaimError::AuthTime);
@@ -193,20 +239,34 @@ pub(crate) fn check(
     Ok(())
 }
 
-/// OIDC Core §12.2: a refreshed ID token keeps `iss` and `aud`; its `nonce`, if any, equals the
-/// original's. (`sub` is compared by the caller, which reports `subject_mismatch`.)
+/// OIDC Core §12.2: a refreshed ID token keeps `iss` and `aud` (compared as sets: order and
+/// repetition carry no meaning); its `azp` and `nonce`, if present, equal the original's; its
+/// `auth_time`, if present, equals the original's when that had one (it is the time of the
+/// original authentication). (`sub` is compared by the caller, which reports
+/// `subject_mismatch`.)
 pub(crate) fn check_refreshed(new: &IdClaims, original: &IdClaims) -> Result<(), ClaimError> {
     if new.iss != original.iss {
         return Err(ClaimError::Changed("iss"));
     }
-    if new.aud != original.aud {
+    fn set(aud: &[String]) -> std::collections::BTreeSet<&str> {
+        aud.iter().map(String::as_str).collect()
+    }
+    if set(&new.aud) != set(&original.aud) {
         return Err(ClaimError::Changed("aud"));
+    }
+    if new.azp.is_some() && new.azp != original.azp {
+        return Err(ClaimError::Changed("azp"));
     }
     if let Some(n) = &new.nonce {
         match &original.nonce {
             Some(o) if ct_eq(n, o) => {}
             _ => return Err(ClaimError::NonceMismatch),
         }
+    }
+    if original.auth_time.is_some()
+        && (new.auth_time_invalid || new.auth_time.is_some_and(|t| Some(t) != original.auth_time))
+    {
+        return Err(ClaimError::Changed("auth_time"));
     }
     Ok(())
 }
@@ -346,14 +406,15 @@ mod tests {
             ClaimError::UntrustedAudience
         );
         let trusted = vec!["other".to_owned()];
-        run(
-            v,
-            &Expected {
-                trusted_audiences: &trusted,
-                ..expected()
-            },
-        )
-        .unwrap();
+        let trusting = Expected {
+            trusted_audiences: &trusted,
+            ..expected()
+        };
+        run(with(v.clone(), "azp", json!("client_1")), &trusting).unwrap();
+        // OIDC Core §3.1.3.7 step 4: several audiences without `azp` are refused.
+        assert_eq!(claim_err(run(v, &trusting)), ClaimError::Missing("azp"));
+        // One audience in an array needs no azp.
+        run(with(base(), "aud", json!(["client_1"])), &expected()).unwrap();
     }
 
     #[test]
@@ -443,7 +504,15 @@ mod tests {
     #[test]
     fn access_and_logout_tokens_are_not_id_tokens() {
         let c = claims(base()).unwrap();
-        for typ in ["at+jwt", "application/at+jwt", "AT+JWT", "logout+jwt"] {
+        for typ in [
+            "at+jwt",
+            "application/at+jwt",
+            "AT+JWT",
+            "Application/at+jwt",
+            "APPLICATION/AT+JWT",
+            "logout+jwt",
+            "application/Logout+JWT",
+        ] {
             assert_eq!(
                 check(&c, Algorithm::Es256, Some(typ), &expected()),
                 Err(ClaimError::Type),
@@ -474,6 +543,137 @@ mod tests {
         assert_eq!(
             check_refreshed(&other_aud, &orig),
             Err(ClaimError::Changed("aud"))
+        );
+    }
+
+    /// DESIGN §5: media types compare case-insensitively, with or without `application/`.
+    #[test]
+    fn typ_media_type_table() {
+        let cases = [
+            (Some("at+jwt"), true),
+            (Some("AT+JWT"), true),
+            (Some("application/at+jwt"), true),
+            (Some("Application/at+jwt"), true),
+            (Some("APPLICATION/At+Jwt"), true),
+            (Some("application/"), false),
+            (Some("applicationat+jwt"), false),
+            (Some("text/at+jwt"), false),
+            (Some("JWT"), false),
+            (Some(""), false),
+            (None, false),
+        ];
+        for (typ, expected) in cases {
+            assert_eq!(typ_is(typ, "at+jwt"), expected, "{typ:?}");
+        }
+    }
+
+    /// RFC 7519 §2: a NumericDate may be non-integer; NaN/infinity cannot be JSON, negative and
+    /// out-of-range values are errors.
+    #[test]
+    fn numeric_dates_may_be_fractional() {
+        let c = claims(with(
+            with(with(base(), "exp", json!(2000.5)), "iat", json!(1000.25)),
+            "nbf",
+            json!(999.9),
+        ))
+        .unwrap();
+        assert_eq!((c.exp, c.iat, c.nbf), (2000, 1000, Some(999)));
+        run(with(base(), "exp", json!(1_767_312_000.5)), &expected()).unwrap();
+        for bad in [
+            json!(-1),
+            json!(-0.5),
+            json!(1e30),
+            json!("2000"),
+            json!(true),
+        ] {
+            assert_eq!(
+                claims(with(base(), "exp", bad.clone())).unwrap_err(),
+                TokenError::Claim(ClaimError::Missing("exp")),
+                "{bad}"
+            );
+        }
+    }
+
+    /// A mistyped optional claim the check does not use does not refuse the token; one it
+    /// uses does.
+    #[test]
+    fn mistyped_auth_time_matters_only_where_used() {
+        let v = with(base(), "auth_time", json!("yesterday"));
+        run(v.clone(), &expected()).unwrap();
+        let e = Expected {
+            max_age: Some(300),
+            ..expected()
+        };
+        assert_eq!(
+            claim_err(run(v.clone(), &e)),
+            ClaimError::Missing("auth_time")
+        );
+        // On refresh, against an original that has auth_time.
+        let orig = claims(with(base(), "auth_time", json!(900))).unwrap();
+        assert_eq!(
+            check_refreshed(&claims(v).unwrap(), &orig),
+            Err(ClaimError::Changed("auth_time"))
+        );
+        // A mistyped claim that is always used refuses the token.
+        for name in ["nbf", "nonce", "azp", "at_hash"] {
+            assert_eq!(
+                claims(with(base(), name, json!({"x": 1}))).unwrap_err(),
+                TokenError::Claim(ClaimError::Missing(name)),
+                "{name}"
+            );
+        }
+    }
+
+    /// OIDC Core §12.2 beyond iss/aud/nonce: `aud` is a set, `azp` and `auth_time` keep their
+    /// values.
+    #[test]
+    fn refresh_compares_aud_as_a_set_and_keeps_azp_and_auth_time() {
+        let orig = claims(with(
+            with(
+                with(base(), "aud", json!(["client_1", "api"])),
+                "azp",
+                json!("client_1"),
+            ),
+            "auth_time",
+            json!(900),
+        ))
+        .unwrap();
+        let edit = |k: &str, x: Value| {
+            let v = with(
+                with(
+                    with(base(), "aud", json!(["client_1", "api"])),
+                    "azp",
+                    json!("client_1"),
+                ),
+                "auth_time",
+                json!(900),
+            );
+            claims(with(v, k, x)).unwrap()
+        };
+        check_refreshed(&edit("aud", json!(["api", "client_1"])), &orig).unwrap();
+        check_refreshed(&edit("aud", json!(["api", "client_1", "api"])), &orig).unwrap();
+        check_refreshed(&edit("auth_time", Value::Null), &orig).unwrap();
+        check_refreshed(&edit("azp", Value::Null), &orig).unwrap();
+        assert_eq!(
+            check_refreshed(&edit("aud", json!(["client_1"])), &orig),
+            Err(ClaimError::Changed("aud"))
+        );
+        assert_eq!(
+            check_refreshed(&edit("azp", json!("other")), &orig),
+            Err(ClaimError::Changed("azp"))
+        );
+        assert_eq!(
+            check_refreshed(&edit("auth_time", json!(1400)), &orig),
+            Err(ClaimError::Changed("auth_time"))
+        );
+        // An azp the original did not have is a change too.
+        let plain = claims(base()).unwrap();
+        assert_eq!(
+            check_refreshed(
+                &claims(with(base(), "azp", json!("client_1"))).unwrap(),
+                &plain
+            ),
+            Err(ClaimError::Changed("azp"))
         );
     }
 

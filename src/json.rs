@@ -3,7 +3,8 @@
 //! Rules (see the crate's manual):
 //! - a duplicate member name anywhere in a document is an error (`{"sub":"a","sub":"b"}` is the
 //!   classic token-substitution trick, and serde_json would silently keep the last one);
-//! - nesting is bounded by serde_json's recursion limit (128), documents by [`MAX_DOCUMENT`];
+//! - nesting is bounded by [`MAX_DEPTH`] (serde_json's recursion limit), documents by
+//!   [`MAX_DOCUMENT`];
 //! - errors carry the position and a member *name*, never a value: a response body can hold
 //!   tokens, and error messages end up in logs.
 
@@ -13,6 +14,10 @@ use std::fmt;
 
 /// The largest JSON document the core accepts (1 MiB), whatever the transport allows.
 pub const MAX_DOCUMENT: usize = 1 << 20;
+
+/// The deepest nesting of arrays and objects the core accepts, the outer one included
+/// (serde_json's recursion limit: 128 levels refused, 127 accepted).
+pub const MAX_DEPTH: usize = 127;
 
 /// Why a JSON document was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +40,9 @@ pub enum JsonError {
     /// The document is larger than [`MAX_DOCUMENT`].
     #[error("JSON document larger than {MAX_DOCUMENT} bytes")]
     TooLarge,
+    /// Arrays and objects nested deeper than [`MAX_DEPTH`] levels.
+    #[error("JSON nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
     /// A required member is absent (or `null`).
     #[error("missing member `{0}`")]
     Missing(&'static str),
@@ -163,7 +171,7 @@ impl<'de> Visitor<'de> for CheckVisitor {
             if seen {
                 return Err(de::Error::custom(format_args!(
                     "{DUPLICATE_PREFIX}{}",
-                    truncate(&key, 64)
+                    crate::error::provider_text(&key)
                 )));
             }
             if many.is_empty() && few.len() < LINEAR_KEYS {
@@ -183,7 +191,10 @@ fn classify(e: &serde_json::Error) -> JsonError {
     let msg = e.to_string();
     if let Some(rest) = msg.strip_prefix(DUPLICATE_PREFIX) {
         let name = rest.split(" at line ").next().unwrap_or_default();
-        return JsonError::DuplicateMember(truncate(name, 64));
+        return JsonError::DuplicateMember(crate::error::provider_text(name));
+    }
+    if msg.starts_with("recursion limit exceeded") {
+        return JsonError::TooDeep;
     }
     JsonError::Syntax {
         line: e.line(),
@@ -192,10 +203,6 @@ fn classify(e: &serde_json::Error) -> JsonError {
 }
 
 const DUPLICATE_PREFIX: &str = "duplicate member: ";
-
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
 
 struct StrictValue;
 
@@ -260,7 +267,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
             if out.contains_key(&key) {
                 return Err(de::Error::custom(format_args!(
                     "{DUPLICATE_PREFIX}{}",
-                    truncate(&key, 64)
+                    crate::error::provider_text(&key)
                 )));
             }
             out.insert(key, value);
@@ -365,11 +372,19 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
-        let doc = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(matches!(
-            parse_object(doc.as_bytes()).unwrap_err(),
-            JsonError::Syntax { .. }
-        ));
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let doc = format!("{{\"a\":{}}}", nested(100_000));
+        assert_eq!(parse_object(doc.as_bytes()), Err(JsonError::TooDeep));
+        // The boundary: MAX_DEPTH levels in all (the outer object is one).
+        let at = format!("{{\"a\":{}}}", nested(MAX_DEPTH - 1));
+        assert!(parse_object(at.as_bytes()).is_ok());
+        let over = format!("{{\"a\":{}}}", nested(MAX_DEPTH));
+        assert_eq!(over.matches('[').count() + 1, MAX_DEPTH + 1);
+        assert_eq!(parse_object(over.as_bytes()), Err(JsonError::TooDeep));
+        assert_eq!(
+            from_slice_strict::<Value>(over.as_bytes(), "doc"),
+            Err(JsonError::TooDeep)
+        );
     }
 
     #[test]
@@ -378,10 +393,85 @@ mod tests {
         assert_eq!(parse_object(&doc).unwrap_err(), JsonError::TooLarge);
     }
 
+    /// A secret value placed wherever a broken document can put it — before a syntax error,
+    /// in a member-name position, inside a bad escape or bad UTF-8, as the wrong type for a
+    /// typed read, next to a duplicate, as a number out of range — never reaches an error's
+    /// `Display` or `Debug`, whichever parser or accessor refuses it.
     #[test]
     fn errors_never_echo_values() {
-        let err = parse_object(br#"{"access_token":"SECRET-VALUE","x":}"#).unwrap_err();
-        assert!(!err.to_string().contains("SECRET"));
+        const SECRET: &str = "SECRET-VALUE-9f8e7d";
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Tokens {
+            access_token: u64,
+            expires_in: Option<u64>,
+            inner: Option<Inner>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Inner {
+            n: u64,
+        }
+        let docs: Vec<String> = [
+            r#"{"access_token":"@","x":}"#,
+            r#"{"access_token":"@" "x":1}"#,
+            r#"{"@"}"#,
+            r#"{"@":}"#,
+            r#"{"a":1,"@"]"#,
+            r#"{@:1}"#,
+            r#"{"a":@}"#,
+            r#"{"a":"@\q"}"#,
+            r#"{"a":"@\uZZZZ"}"#,
+            r#"{"a":"@\ud800"}"#,
+            r#"{"a":"@"#,
+            r#"{"a":["@",}"#,
+            r#"{"a":"@"}@"#,
+            r#"["@"]"#,
+            r#""@""#,
+            r#"{"access_token":"@"}"#,
+            r#"{"access_token":1,"expires_in":"@"}"#,
+            r#"{"access_token":1,"inner":{"n":"@"}}"#,
+            r#"{"access_token":1,"inner":"@"}"#,
+            r#"{"access_token":["@"]}"#,
+            r#"{"access_token":{"@":1}}"#,
+            r#"{"access_token":1,"unknown":"@","access_token":2}"#,
+            r#"{"a":"@","a":"@"}"#,
+            r#"{"access_token":-1,"x":"@"}"#,
+        ]
+        .iter()
+        .map(|d| d.replace('@', SECRET))
+        .collect();
+        let mut checked = 0;
+        for doc in &docs {
+            let mut errors: Vec<JsonError> = Vec::new();
+            errors.extend(parse_object(doc.as_bytes()).err());
+            errors.extend(parse_value(doc.as_bytes()).err());
+            errors.extend(from_slice_strict::<Tokens>(doc.as_bytes(), "tokens").err());
+            if let Ok(map) = parse_object(doc.as_bytes()) {
+                errors.extend(map.opt_str("access_token").err());
+                errors.extend(map.opt_u64("access_token").err());
+                errors.extend(map.opt_u64("expires_in").err());
+                errors.extend(map.opt_bool("a").err());
+                errors.extend(map.opt_str("x").err());
+            }
+            // Bad UTF-8 right after the secret.
+            let mut bytes = doc.clone().into_bytes();
+            if let Some(at) = doc.find(SECRET) {
+                bytes.insert(at + SECRET.len(), 0xff);
+                errors.extend(parse_object(&bytes).err());
+            }
+            assert!(
+                errors.len() >= 2,
+                "{doc}: each document is refused somewhere"
+            );
+            for e in errors {
+                for text in [e.to_string(), format!("{e:?}")] {
+                    assert!(!text.contains("SECRET"), "{doc} -> {text}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 3 * docs.len(), "{checked}");
     }
 
     #[derive(serde::Deserialize, Debug, PartialEq)]

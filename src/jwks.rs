@@ -16,7 +16,23 @@
 //!   keys is broken, and we do not use its keys.
 //!
 //! Freshness follows the response's `Cache-Control` (see [`max_age_from_headers`]); an unknown
-//! `kid` may trigger a refetch only after [`REFETCH_COOLDOWN`] (see [`KeySet::may_refetch`]).
+//! `kid` in a token anyone can present (an access token at an API) may trigger a refetch only
+//! [`REFETCH_COOLDOWN`] after the last fetch *attempt*, failed ones included (see
+//! [`KeySet::may_refetch`]); an ID token from the token endpoint may always cause one refetch per
+//! operation (see [`crate::flow`]).
+//!
+//! # Binding to a provider
+//! A key set fetched by an operation (or by [`crate::Client::discover`]) names the issuer and
+//! the `jwks_uri` it came from ([`KeySet::issuer`], [`KeySet::jwks_uri`]); an operation refuses a
+//! key set bound to another provider with [`JwksError::ForeignProvider`], so a misfiled cache or
+//! a multi-provider application never verifies one provider's tokens with another's keys. The
+//! serde form carries the binding and requires it for a set that was ever fetched. A set built
+//! in code with [`KeySet::from_json`] or [`KeySet::from_response`] is unbound until
+//! [`KeySet::bind`] (it is the caller's own value). Imported caches are trusted input otherwise:
+//! the keys are re-validated, but nothing proves they are the provider's.
+//!
+//! A `fetched_at` (or a last attempt) later than `now` counts as never fetched: a cache written
+//! by a machine with a wrong clock, or tampered with, is neither fresh nor a reason to wait.
 
 use crate::jose::{Algorithm, Header, JoseError, KeyKind, PublicKey, b64_decode};
 use crate::json::{self, JsonError};
@@ -39,21 +55,35 @@ pub const DEFAULT_MAX_AGE: u64 = 3_600;
 /// and how long it stays fresh.
 ///
 /// Cheap to clone (an `Arc` inside). Serializes as
-/// `{"keys":[<the original JWK objects of the usable keys>],"fetched_at":<u64|null>,"max_age":<u64>}`;
-/// deserializing re-validates every key exactly as [`KeySet::from_json`] does and clamps
-/// `max_age` to [[`MIN_MAX_AGE`], [`MAX_MAX_AGE`]].
+/// `{"keys":[<the original JWK objects of the usable keys>],"fetched_at":<u64|null>,"max_age":<u64>,
+/// "attempted_at":<u64|null>,"issuer":<string|null>,"jwks_uri":<string|null>}`;
+/// deserializing re-validates every key exactly as [`KeySet::from_json`] does, clamps
+/// `max_age` to [[`MIN_MAX_AGE`], [`MAX_MAX_AGE`]], and refuses a set that has keys or a fetch
+/// time but names no provider (see the [module docs](self#binding-to-a-provider)).
 #[derive(Clone)]
 pub struct KeySet {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     keys: Vec<Jwk>,
     fetched_at: Option<UnixTime>,
     max_age: u64,
+    /// The last fetch attempt, successful or not (drives the refetch cooldown).
+    attempted_at: Option<UnixTime>,
+    provider: Option<Provider>,
+}
+
+/// The issuer and `jwks_uri` a key set belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Provider {
+    issuer: String,
+    jwks_uri: String,
 }
 
 /// One usable verification key of a [`KeySet`].
+#[derive(Clone)]
 pub struct Jwk {
     kid: Option<String>,
     alg: Option<Algorithm>,
@@ -189,6 +219,61 @@ impl KeySet {
         KeySet::build(Vec::new(), None, DEFAULT_MAX_AGE)
     }
 
+    /// The same keys, bound to the provider with this `issuer` and `jwks_uri` (see the
+    /// [module docs](self#binding-to-a-provider)); operations of a client for another provider
+    /// refuse the result with [`JwksError::ForeignProvider`].
+    #[must_use]
+    pub fn bind(&self, issuer: &str, jwks_uri: &str) -> KeySet {
+        let mut inner = Inner::clone(&self.inner);
+        inner.provider = Some(Provider {
+            issuer: issuer.to_owned(),
+            jwks_uri: jwks_uri.to_owned(),
+        });
+        KeySet {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The issuer this set is bound to, if any.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.inner.provider.as_ref().map(|p| p.issuer.as_str())
+    }
+
+    /// The `jwks_uri` this set is bound to, if any.
+    #[must_use]
+    pub fn jwks_uri(&self) -> Option<&str> {
+        self.inner.provider.as_ref().map(|p| p.jwks_uri.as_str())
+    }
+
+    /// Checks that this set may be used for the provider with `issuer` and `jwks_uri`: an
+    /// unbound set may, a bound one only when both are equal byte for byte.
+    pub fn check_provider(&self, issuer: &str, jwks_uri: &str) -> Result<(), JwksError> {
+        match &self.inner.provider {
+            Some(p) if p.issuer != issuer || p.jwks_uri != jwks_uri => {
+                Err(JwksError::ForeignProvider)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The same set, with a fetch attempt at `now` recorded (a failed refetch: the keys stay,
+    /// the cooldown of [`KeySet::may_refetch`] starts again).
+    #[must_use]
+    pub fn with_attempt(&self, now: UnixTime) -> KeySet {
+        let mut inner = Inner::clone(&self.inner);
+        inner.attempted_at = Some(now);
+        KeySet {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// When a fetch was last attempted (successful or not), if ever.
+    #[must_use]
+    pub fn attempted_at(&self) -> Option<UnixTime> {
+        self.inner.attempted_at.max(self.inner.fetched_at)
+    }
+
     /// Parses a JWKS document fetched at `fetched_at`, fresh for `max_age` seconds (clamped
     /// to [[`MIN_MAX_AGE`], [`MAX_MAX_AGE`]]). Unusable keys are skipped (module docs); the
     /// result may hold no key at all.
@@ -224,6 +309,8 @@ impl KeySet {
                 keys,
                 fetched_at,
                 max_age: max_age.clamp(MIN_MAX_AGE, MAX_MAX_AGE),
+                attempted_at: None,
+                provider: None,
             }),
         }
     }
@@ -240,21 +327,25 @@ impl KeySet {
         self.inner.max_age
     }
 
-    /// Whether the set was fetched and `now < fetched_at + max_age`.
+    /// Whether the set was fetched and `fetched_at <= now < fetched_at + max_age` (a fetch
+    /// time in the future counts as never fetched).
     #[must_use]
     pub fn is_fresh(&self, now: UnixTime) -> bool {
         self.inner
             .fetched_at
-            .is_some_and(|t| now < t.plus(self.inner.max_age))
+            .is_some_and(|t| t <= now && now < t.plus(self.inner.max_age))
     }
 
-    /// Whether a refetch is allowed now: never fetched, or `now >= fetched_at +
-    /// REFETCH_COOLDOWN`. Callers refetch on [`JoseError::NoMatchingKey`] only when this
-    /// holds, so forged `kid`s cannot turn into a flood of JWKS requests.
+    /// Whether a refetch is allowed now: never fetched nor attempted, or `now >= last +
+    /// REFETCH_COOLDOWN` where `last` is the later of the last fetch and the last failed
+    /// attempt ([`KeySet::with_attempt`]); times in the future count as never. Callers refetch
+    /// on [`JoseError::NoMatchingKey`] in a token anyone can present only when this holds, so
+    /// forged `kid`s cannot turn into a flood of JWKS requests, even while the endpoint fails.
     #[must_use]
     pub fn may_refetch(&self, now: UnixTime) -> bool {
-        self.inner
-            .fetched_at
+        let past = |t: Option<UnixTime>| t.filter(|t| *t <= now);
+        past(self.inner.fetched_at)
+            .max(past(self.inner.attempted_at))
             .is_none_or(|t| now >= t.plus(REFETCH_COOLDOWN))
     }
 
@@ -297,6 +388,8 @@ impl fmt::Debug for KeySet {
             .field("keys", &self.inner.keys)
             .field("fetched_at", &self.inner.fetched_at)
             .field("max_age", &self.inner.max_age)
+            .field("attempted_at", &self.inner.attempted_at)
+            .field("provider", &self.inner.provider)
             .finish()
     }
 }
@@ -378,6 +471,10 @@ pub enum JwksError {
     /// The document has no `keys` array.
     #[error("JWKS document has no `keys` array")]
     MissingKeys,
+    /// The key set is bound to another issuer or `jwks_uri` than the client's (a misfiled or
+    /// tampered cache, or another provider's keys).
+    #[error("the key set belongs to another provider (issuer or jwks_uri differ)")]
+    ForeignProvider,
 }
 
 #[derive(Serialize)]
@@ -385,6 +482,9 @@ struct StoredRef<'a> {
     keys: Vec<&'a Value>,
     fetched_at: Option<UnixTime>,
     max_age: u64,
+    attempted_at: Option<UnixTime>,
+    issuer: Option<&'a str>,
+    jwks_uri: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -392,6 +492,12 @@ struct Stored {
     keys: Vec<Value>,
     fetched_at: Option<UnixTime>,
     max_age: u64,
+    #[serde(default)]
+    attempted_at: Option<UnixTime>,
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    jwks_uri: Option<String>,
 }
 
 impl Serialize for KeySet {
@@ -400,6 +506,9 @@ impl Serialize for KeySet {
             keys: self.inner.keys.iter().map(|k| &k.original).collect(),
             fetched_at: self.inner.fetched_at,
             max_age: self.inner.max_age,
+            attempted_at: self.inner.attempted_at,
+            issuer: self.issuer(),
+            jwks_uri: self.jwks_uri(),
         }
         .serialize(serializer)
     }
@@ -408,11 +517,24 @@ impl Serialize for KeySet {
 impl<'de> Deserialize<'de> for KeySet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let stored = Stored::deserialize(deserializer)?;
-        Ok(KeySet::build(
-            stored.keys.iter().filter_map(Jwk::parse).collect(),
-            stored.fetched_at,
-            stored.max_age,
-        ))
+        let provider = match (stored.issuer, stored.jwks_uri) {
+            (Some(issuer), Some(jwks_uri)) => Some(Provider { issuer, jwks_uri }),
+            (None, None) if stored.keys.is_empty() && stored.fetched_at.is_none() => None,
+            _ => {
+                return Err(serde::de::Error::custom(
+                    "a stored key set must name its issuer and jwks_uri",
+                ));
+            }
+        };
+        Ok(KeySet {
+            inner: Arc::new(Inner {
+                keys: stored.keys.iter().filter_map(Jwk::parse).collect(),
+                fetched_at: stored.fetched_at,
+                max_age: stored.max_age.clamp(MIN_MAX_AGE, MAX_MAX_AGE),
+                attempted_at: stored.attempted_at,
+                provider,
+            }),
+        })
     }
 }
 

@@ -69,7 +69,7 @@
 //! | `IdpClient(issuer_url, client_id, …)` | [`Config::builder`] → [`Client::new`] (AuthPI layout) or [`Client::discover`] |
 //! | `create_authorization_url` | [`Client::authorization_url`] → [`AuthorizationUrl`] |
 //! | `exchange_callback` | [`Client::exchange_callback`] → [`flow::Exchange`] |
-//! | `exchange_code` | [`Client::exchange_code`] |
+//! | `exchange_code` | [`Client::exchange_code`] with [`NonceCheck::DangerousSkip`] (Python's behaviour, named as such) or [`NonceCheck::of`] |
 //! | `create_agent` | [`Client::create_agent`] → [`flow::Session`] |
 //! | `refresh` | [`Client::refresh`] |
 //! | `client_credentials` | [`Client::client_credentials`] |
@@ -88,7 +88,9 @@
 //! (ES256, EdDSA/Ed25519, RS256, PS256; never `none`, never HMAC), then `iss` (exact), `aud`
 //! (our client id; extra audiences only when trusted), `azp`, `exp`/`iat`/`nbf` with a 60 s
 //! leeway, `nonce` (constant time), `at_hash` when present, `auth_time` when `max_age` was sent.
-//! Refreshed ID tokens must keep `iss`, `sub`, `aud` (and `nonce` when present). Access tokens
+//! Refreshed ID tokens must keep `iss`, `sub`, `aud` (and `azp`, `nonce`, `auth_time` when
+//! present); a refreshed ID token whose key cannot be fetched never costs the rotated tokens
+//! (see the no-verdict rule in [`manual`] and [`Agent::identity_reverified`]). Access tokens
 //! presented to an API are verified per RFC 9068 by [`Client::validate_access_token`].
 //! Stored token sets are trusted as your own storage: `create_agent` decodes a stored ID token
 //! (checking its `iss` and `aud`) without re-verifying the signature.
@@ -130,7 +132,7 @@ mod userinfo;
 pub use agent::{Agent, DEFAULT_EXPIRY_BUFFER, PrincipalType};
 pub use authorize::{AuthorizationRequest, AuthorizationUrl, pkce_challenge};
 pub use callback::{CallbackInput, CallbackParams};
-pub use client::{Client, Introspection, LogoutRequest, TokenTypeHint};
+pub use client::{Client, Introspection, LogoutRequest, NonceCheck, TokenTypeHint};
 pub use config::{ClientAuth, Config, ConfigBuilder};
 pub use device::{DeviceAuthorization, DevicePoll, DeviceStep};
 pub use error::{Error, OAuthError, OAuthErrorKind};

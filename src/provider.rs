@@ -39,6 +39,13 @@ pub struct ProviderMetadata {
     document: Option<Map<String, Value>>,
 }
 
+/// Whether a provider's `issuer` is acceptable for the `configured` issuer: equal, or equal to
+/// the configured value without its one trailing slash (DESIGN §4: only the configuration may
+/// differ by a slash).
+pub(crate) fn issuer_matches_configured(found: &str, configured: &str) -> bool {
+    found == configured || configured.strip_suffix('/') == Some(found)
+}
+
 fn join(issuer: &str, path: &str) -> Result<Url, DiscoveryError> {
     Url::parse(&format!("{issuer}{path}")).map_err(|_| DiscoveryError::Endpoint("issuer"))
 }
@@ -74,8 +81,10 @@ impl ProviderMetadata {
         )
     }
 
-    /// Validates a discovery response for `expected_issuer` (the configured issuer; one
-    /// trailing slash tolerated).
+    /// Validates a discovery response for `expected_issuer` (the configured issuer). The
+    /// discovered `issuer` must equal it exactly, or be it without its one trailing slash: only
+    /// the configuration may differ by a slash, never the provider's answer (a discovered
+    /// `https://idp/` for a configured `https://idp` is refused, as OIDC Discovery §4.3 asks).
     pub fn from_response(
         response: &http::Response<Vec<u8>>,
         expected_issuer: &str,
@@ -86,9 +95,7 @@ impl ProviderMetadata {
         }
         let doc = json::parse_object(response.body())?;
         let meta = Self::from_document(doc, Some(now))?;
-        let expected = expected_issuer.strip_suffix('/').unwrap_or(expected_issuer);
-        let found = meta.issuer.strip_suffix('/').unwrap_or(&meta.issuer);
-        if found != expected {
+        if !issuer_matches_configured(&meta.issuer, expected_issuer) {
             return Err(DiscoveryError::IssuerMismatch);
         }
         Ok(meta)
@@ -239,11 +246,13 @@ impl ProviderMetadata {
         self.fetched_at
     }
 
-    /// Whether a fetched document is older than [`METADATA_MAX_AGE`] (the derived layout never is).
+    /// Whether a fetched document is older than [`METADATA_MAX_AGE`], or has a fetch time in
+    /// the future (counted as never fetched: a wrong clock or a tampered cache must not make a
+    /// document fresh forever). The derived layout never is stale.
     #[must_use]
     pub fn is_stale(&self, now: UnixTime) -> bool {
         self.fetched_at
-            .is_some_and(|t| now.since(t) >= METADATA_MAX_AGE)
+            .is_some_and(|t| t > now || now.since(t) >= METADATA_MAX_AGE)
     }
 
     /// Any member of the discovery document, as the provider sent it.
@@ -371,14 +380,62 @@ mod tests {
 
     #[test]
     fn trailing_slash_in_configuration_is_tolerated_and_discovered_value_wins() {
-        let issuer = "https://idp.example.com/";
+        let issuer = "https://idp.example.com";
         let m = ProviderMetadata::from_response(
             &response(200, &doc(issuer)),
-            "https://idp.example.com",
+            "https://idp.example.com/",
             UnixTime(0),
         )
         .unwrap();
         assert_eq!(m.issuer(), issuer);
+        // Exact equality, slash included, is fine too.
+        let with_slash = "https://idp.example.com/";
+        let m = ProviderMetadata::from_response(
+            &response(200, &doc(with_slash)),
+            with_slash,
+            UnixTime(0),
+        )
+        .unwrap();
+        assert_eq!(m.issuer(), with_slash);
+    }
+
+    /// DESIGN §4 / OIDC Discovery §4.3: the discovered issuer must be the configured one; a
+    /// trailing slash only the *discovered* value has is a different issuer.
+    #[test]
+    fn trailing_slash_on_the_discovered_issuer_only_is_refused() {
+        for (discovered, configured) in [
+            ("https://idp.example.com/", "https://idp.example.com"),
+            (
+                "https://idp.example.com/i_a/",
+                "https://idp.example.com/i_a",
+            ),
+            ("https://idp.example.com//", "https://idp.example.com/"),
+        ] {
+            let e = ProviderMetadata::from_response(
+                &response(200, &doc(discovered)),
+                configured,
+                UnixTime(0),
+            )
+            .unwrap_err();
+            assert_eq!(
+                e,
+                DiscoveryError::IssuerMismatch,
+                "{discovered} for {configured}"
+            );
+        }
+    }
+
+    #[test]
+    fn fetch_time_in_the_future_counts_as_stale() {
+        let m = ProviderMetadata::from_response(&response(200, &doc(ISS)), ISS, UnixTime(1_000))
+            .unwrap();
+        assert!(!m.is_stale(UnixTime(1_000)));
+        assert!(m.is_stale(UnixTime(999)));
+        let far: ProviderMetadata = serde_json::from_value(serde_json::json!({
+            "issuer": ISS, "document": doc(ISS), "fetched_at": u64::MAX
+        }))
+        .unwrap();
+        assert!(far.is_stale(UnixTime(1_000)));
     }
 
     #[test]

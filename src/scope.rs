@@ -28,17 +28,26 @@
 //! - Colons before the last one belong to the resource: `a:b:c` is resource `a:b`, action `c`.
 //! - "Below `R`" means the requested resource starts with `R.`; dotted paths are not normalised,
 //!   so `projects:**` also grants on a (malformed) request for `projects.` or `projects..x`.
+//! - A requested resource longer than [`MAX_RESOURCE_LEN`] bytes is denied, even by `*:**`:
+//!   resource names often come from requests, and no real one is that long.
 //!
 //! # Performance
 //! [`has_access`] is the straightforward scan (linear in the number of scopes, parses each time).
-//! [`ScopeSet`] precompiles a list once; [`ScopeSet::allows`] then costs a few hash lookups plus
-//! one lookup per dotted ancestor of the requested resource, whatever the number of scopes, and
-//! never allocates. Its hasher (a folded-multiply hash, written here) is not resistant to hash
-//! flooding; this is fine because scopes and organization ids come from verified tokens.
+//! [`ScopeSet`] precompiles a list once; [`ScopeSet::allows`] then costs time linear in the
+//! length of the requested resource, whatever the number of scopes, and never allocates: one
+//! hash of the whole resource (exact grants), then a walk down a trie of the `R:**` resources,
+//! one hash per dotted segment (each byte of the request is hashed at most twice), stopping
+//! where the trie ends. The resource is bounded by [`MAX_RESOURCE_LEN`]. Its hasher (a
+//! folded-multiply hash, written here) is not resistant to hash flooding; this is fine because
+//! the table keys (scopes, organization ids) come from verified tokens.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+
+/// The longest requested resource (in bytes) that can be granted; a longer one is denied by
+/// [`ScopeSet::allows`], [`has_access`] and [`ScopeRef::grants`] alike.
+pub const MAX_RESOURCE_LEN: usize = 1024;
 
 /// A scope split into its resource and action (see [`parse_scope`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +61,7 @@ pub struct ScopeRef<'a> {
 impl ScopeRef<'_> {
     /// Whether this one scope grants `action` on `resource`, under the rules of this module.
     pub fn grants(&self, action: &str, resource: &str) -> bool {
-        if action.is_empty() || resource.is_empty() {
+        if action.is_empty() || resource.is_empty() || resource.len() > MAX_RESOURCE_LEN {
             return false;
         }
         let any_action = self.action == "*" || self.action == "**";
@@ -126,8 +135,16 @@ impl Default for FastHasher {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Bytes hashed by [`FastHasher::write`] on this thread (tests bound the work of lookups).
+    static HASHED_BYTES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
+        #[cfg(test)]
+        HASHED_BYTES.with(|n| n.set(n.get() + bytes.len()));
         let mut h = self.0;
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
@@ -171,6 +188,42 @@ struct ResourceGrants {
     actions: FastSet<Box<str>>,
 }
 
+/// The resources `R` of the `R:**` scopes as a trie of dotted segments: `projects.tasks:**` is
+/// the path `projects` → `tasks` with `deep` set at its end.
+#[derive(Clone, Debug, Default)]
+struct DeepTrie {
+    /// A scope `R:**` ends here (everything strictly below this path is granted).
+    deep: bool,
+    children: FastMap<Box<str>, DeepTrie>,
+}
+
+impl DeepTrie {
+    fn insert(&mut self, resource: &str) {
+        let mut node = self;
+        for segment in resource.split('.') {
+            node = node.children.entry(segment.into()).or_default();
+        }
+        node.deep = true;
+    }
+
+    /// Whether some proper dotted ancestor of `resource` (a prefix followed by `.`) is a `R:**`
+    /// resource. One lookup per segment, stopping where the trie ends: linear in `resource`.
+    fn covers(&self, resource: &str) -> bool {
+        let mut node = self;
+        let mut rest = resource;
+        // The last segment is never looked up: an ancestor is always followed by a `.`.
+        while let Some((segment, tail)) = rest.split_once('.') {
+            match node.children.get(segment) {
+                Some(child) if child.deep => return true,
+                Some(child) => node = child,
+                None => return false,
+            }
+            rest = tail;
+        }
+        false
+    }
+}
+
 /// A precompiled list of scopes: [`ScopeSet::allows`] answers in time independent of the
 /// number of scopes (see the module docs for the grammar and the cost).
 ///
@@ -184,7 +237,7 @@ pub struct ScopeSet {
     /// `R:act`, `R:*`, `R:**` keyed by `R` (never `*`).
     exact: FastMap<Box<str>, ResourceGrants>,
     /// Resources `R` with `R:**` (grant everything strictly below `R`).
-    deep: FastSet<Box<str>>,
+    deep: DeepTrie,
     /// Actions `act` with `*:act` (literal actions only).
     top_actions: FastSet<Box<str>>,
     /// `*:*` is present.
@@ -226,7 +279,7 @@ impl ScopeSet {
                 }
             } else {
                 if action == "**" {
-                    self.deep.insert(resource.into());
+                    self.deep.insert(resource);
                 }
                 let entry = self.exact.entry(resource.into()).or_default();
                 if any_action {
@@ -240,9 +293,10 @@ impl ScopeSet {
         self.raw.push(scope);
     }
 
-    /// Whether the set grants `action` on `resource`. Never allocates.
+    /// Whether the set grants `action` on `resource`. Never allocates; linear in the length
+    /// of `resource`, which is denied beyond [`MAX_RESOURCE_LEN`] bytes.
     pub fn allows(&self, action: &str, resource: &str) -> bool {
-        if action.is_empty() || resource.is_empty() {
+        if action.is_empty() || resource.is_empty() || resource.len() > MAX_RESOURCE_LEN {
             return false;
         }
         if self.all {
@@ -254,14 +308,8 @@ impl ScopeSet {
                 return true;
             }
         }
-        if !self.deep.is_empty() {
-            for (i, _) in resource.match_indices('.') {
-                if let Some(ancestor) = resource.get(..i) {
-                    if self.deep.contains(ancestor) {
-                        return true;
-                    }
-                }
-            }
+        if !self.deep.children.is_empty() && self.deep.covers(resource) {
+            return true;
         }
         self.top_any_or(action, resource)
     }
@@ -411,6 +459,64 @@ mod tests {
             let got = parse_scope(input).map(|s| (s.resource, s.action));
             assert_eq!(got, expected, "{input:?}");
         }
+    }
+
+    #[test]
+    fn overlong_resources_are_denied_even_by_everything() {
+        let longest = "a".repeat(MAX_RESOURCE_LEN);
+        let over = "a".repeat(MAX_RESOURCE_LEN + 1);
+        let deep_over = format!("a.{}", "b".repeat(MAX_RESOURCE_LEN));
+        for scopes in [&["*:**"][..], &["a:**", "*:*"], &["*:read"]] {
+            let set = ScopeSet::new(scopes.iter().copied());
+            assert!(set.allows("read", &longest), "{scopes:?}");
+            assert!(has_access(scopes, "read", &longest), "{scopes:?}");
+            assert!(!set.allows("read", &over), "{scopes:?}");
+            assert!(!has_access(scopes, "read", &over), "{scopes:?}");
+        }
+        assert!(ScopeSet::new(["a:**"]).allows("read", "a.b"));
+        assert!(!ScopeSet::new(["a:**"]).allows("read", &deep_over));
+        assert!(!has_access(&["a:**"], "read", &deep_over));
+    }
+
+    /// Bytes hashed by one `allows` call on this thread.
+    fn hashed_by(set: &ScopeSet, action: &str, resource: &str) -> (bool, usize) {
+        let before = HASHED_BYTES.with(std::cell::Cell::get);
+        let granted = set.allows(action, resource);
+        (granted, HASHED_BYTES.with(std::cell::Cell::get) - before)
+    }
+
+    /// The cost bound of the module docs: each byte of the requested resource is hashed at most
+    /// twice (whole resource once, each segment once), whatever the scopes; hashing every dotted
+    /// prefix (quadratic: ~130 000 bytes here) fails this.
+    #[test]
+    fn allows_hashes_each_requested_byte_at_most_twice() {
+        let resource = format!("{}a", "a.".repeat(MAX_RESOURCE_LEN / 2 - 1));
+        assert_eq!(resource.len(), MAX_RESOURCE_LEN - 1);
+        let deep_miss = format!("{}b:**", "a.".repeat(40));
+        let deep_hit = format!("{}:**", "a.".repeat(300).trim_end_matches('.'));
+        let cases: [(&[&str], bool); 6] = [
+            (&["x:**"], false),
+            (&["a:read"], false),
+            (&[deep_miss.as_str(), "a.a.a:read"], false),
+            (&[deep_hit.as_str()], true),
+            (&["x:**", "*:read", "a.a:write"], false),
+            (&["a.a.a.a:**"], true),
+        ];
+        for (scopes, expected) in cases {
+            let set = ScopeSet::new(scopes.iter().copied());
+            let (granted, hashed) = hashed_by(&set, "read", &resource);
+            assert_eq!(granted, expected, "{scopes:?}");
+            assert_eq!(granted, has_access(scopes, "read", &resource), "{scopes:?}");
+            assert!(
+                hashed <= 2 * resource.len() + 64,
+                "{scopes:?}: {hashed} bytes hashed for a {}-byte resource",
+                resource.len()
+            );
+        }
+        // Refused before any hashing.
+        let set = ScopeSet::new(["x:**"]);
+        let huge = "a.".repeat(32 * 1024);
+        assert_eq!(hashed_by(&set, "read", &huge), (false, 0));
     }
 
     #[test]

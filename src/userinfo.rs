@@ -103,10 +103,7 @@ pub(crate) fn parse(
     };
     if let Some(expected) = expected_sub {
         if sub != expected {
-            return Err(Error::SubjectMismatch {
-                expected: expected.to_owned(),
-                actual: sub.chars().take(256).collect(),
-            });
+            return Err(Error::subject_mismatch(expected, &sub));
         }
     }
     let s =

@@ -31,6 +31,8 @@ struct Op {
     token: Value,
     userinfo: Value,
     jwks_requests: usize,
+    /// The status the JWKS endpoint answers (200 unless a test breaks it).
+    jwks_status: u16,
 }
 
 impl Op {
@@ -41,6 +43,7 @@ impl Op {
             token: json!({}),
             userinfo: json!({}),
             jwks_requests: 0,
+            jwks_status: 200,
         }
     }
 
@@ -50,6 +53,9 @@ impl Op {
             &self.discovery
         } else if path.ends_with("/jwks.json") {
             self.jwks_requests += 1;
+            if self.jwks_status != 200 {
+                return json_response(self.jwks_status, &json!({}));
+            }
             &self.jwks
         } else if path.ends_with("/token") {
             &self.token
@@ -577,39 +583,171 @@ fn valid_tokens_for_es256_eddsa_rs256_ps256_verify() {
     );
 }
 
+/// An RFC 9068 access token for the mock provider's API `https://api.test`, with header `kid`.
+fn access_token(key: &TestKey, kid: &str) -> String {
+    key.sign(
+        &json!({"alg": "ES256", "kid": kid, "typ": "at+jwt"}),
+        &json!({"iss": OP, "sub": "usr_alice", "aud": "https://api.test", "exp": NOW + 600,
+                "iat": NOW, "client_id": "client_web", "jti": "j1"}),
+    )
+    .unwrap()
+}
+
+fn random_kid(rng: &mut ChaCha20Rng) -> String {
+    format!(
+        "{:032x}",
+        u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())
+    )
+}
+
+/// Validates `token` as the API would, with the shared key set `shared` (updated from the
+/// operation's `KeysRefreshed`).
+fn validate_at(op: &mut Op, shared: &mut KeySet, token: &str) -> (Result<(), Error>, Trace) {
+    let v = client().validate_access_token(token, "https://api.test", shared);
+    let (r, t) = drive(v, UnixTime(NOW), |q| op.handle(q));
+    if let Some(k) = t.keys.last() {
+        *shared = k.clone();
+    }
+    (r.map(|_| ()), t)
+}
+
+/// DESIGN §4: forged access tokens with random `kid`s (anyone can present one at an API)
+/// cause at most one JWKS request per cooldown.
 #[test]
-fn refetch_cooldown_burst_of_50_random_kids_causes_at_most_one_jwks_request() {
+fn refetch_cooldown_burst_of_50_forged_access_tokens_causes_at_most_one_jwks_request() {
     let key = es256();
     let mut op = Op::new(&[&key]);
-    let client = client();
     let mut shared = cached(&[&key], NOW - 120);
     let mut rng = ChaCha20Rng::seed_from_u64(50);
-    let mut refused = 0;
+    validate_at(&mut op, &mut shared, &access_token(&key, "k-es"))
+        .0
+        .unwrap();
     for _ in 0..50 {
-        let kid = format!(
-            "{:032x}",
-            u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())
-        );
-        let (r, t) = login_with(
-            &client,
+        let (r, t) = validate_at(
             &mut op,
-            &shared,
-            &AuthorizationRequest::new(["openid"]),
-            |n| {
-                key.sign(&json!({"alg": "ES256", "kid": kid}), &id_claims(n))
-                    .unwrap()
-            },
+            &mut shared,
+            &access_token(&key, &random_kid(&mut rng)),
         );
-        assert_eq!(r.unwrap_err(), jose_error(JoseError::NoMatchingKey));
+        assert_eq!(
+            r.unwrap_err(),
+            Error::AccessToken(TokenError::Jose(JoseError::NoMatchingKey))
+        );
         assert!(t.nothing_out());
-        if let Some(k) = t.keys.last() {
-            shared = k.clone();
-        }
-        refused += 1;
     }
-    assert_eq!(refused, 50);
     assert_eq!(op.jwks_requests, 1);
     assert_eq!(shared.fetched_at(), Some(UnixTime(NOW)));
+}
+
+/// Issue #11, key cache 1: a *failed* JWKS fetch starts the cooldown too (attempts count, not
+/// successes): while the endpoint answers 503, forged tokens cause one request, not one each.
+#[test]
+fn failed_jwks_fetch_starts_the_cooldown() {
+    let key = es256();
+    let mut op = Op::new(&[&key]);
+    op.jwks_status = 503;
+    let mut shared = cached(&[&key], NOW - 120);
+    let mut rng = ChaCha20Rng::seed_from_u64(51);
+    let (r, t) = validate_at(
+        &mut op,
+        &mut shared,
+        &access_token(&key, &random_kid(&mut rng)),
+    );
+    assert_eq!(
+        r.unwrap_err(),
+        Error::Jwks(authpi_idp::jwks::JwksError::Status(503))
+    );
+    assert_eq!(
+        t.events,
+        vec![Event::Send(RequestKind::Jwks), Event::KeysRefreshed]
+    );
+    assert_eq!(shared.attempted_at(), Some(UnixTime(NOW)));
+    assert_eq!(shared.fetched_at(), Some(UnixTime(NOW - 120)));
+    for _ in 0..50 {
+        let (r, _) = validate_at(
+            &mut op,
+            &mut shared,
+            &access_token(&key, &random_kid(&mut rng)),
+        );
+        assert_eq!(
+            r.unwrap_err(),
+            Error::AccessToken(TokenError::Jose(JoseError::NoMatchingKey))
+        );
+    }
+    assert_eq!(op.jwks_requests, 1);
+    // The keys still verify genuine tokens meanwhile.
+    validate_at(&mut op, &mut shared, &access_token(&key, "k-es"))
+        .0
+        .unwrap();
+}
+
+/// Issue #11, key cache 5: cheap rejections come before the JWKS prefetch: with a stale cache,
+/// a disallowed `alg`, a 70-byte ES256 signature or a wrong `typ` causes no request.
+#[test]
+fn cheap_rejections_come_before_the_jwks_prefetch() {
+    let key = es256();
+    let stale = cached(&[&key], NOW - 7200);
+    assert!(!stale.is_fresh(UnixTime(NOW)));
+    let good = access_token(&key, "k-es");
+    let (h, rest) = good.split_once('.').unwrap();
+    let (p, _) = rest.split_once('.').unwrap();
+    let long_sig = format!("{h}.{p}.{}", b64url(&[7u8; 70]));
+    let ps256 = key
+        .sign_raw(
+            &json!({"alg": "PS256", "kid": "k-es", "typ": "at+jwt"}).to_string(),
+            &String::from_utf8(
+                authpi_idp_testkit::jwt::decode_claims(&good)
+                    .unwrap()
+                    .to_string()
+                    .into_bytes(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let id_typed = key
+        .sign(
+            &json!({"alg": "ES256", "kid": "k-es", "typ": "JWT"}),
+            &authpi_idp_testkit::jwt::decode_claims(&good).unwrap(),
+        )
+        .unwrap();
+    let pinned = client_from(
+        config().algorithms(authpi_idp::jose::AlgorithmSet::from_names(["ES256"])),
+        false,
+    );
+    let cases = [
+        (
+            long_sig,
+            Error::AccessToken(TokenError::Jose(JoseError::SignatureLength)),
+        ),
+        (
+            ps256,
+            Error::AccessToken(TokenError::Jose(JoseError::AlgorithmNotAllowed(
+                authpi_idp::jose::Algorithm::from_name("PS256").unwrap(),
+            ))),
+        ),
+        (
+            id_typed,
+            Error::AccessToken(TokenError::Claim(ClaimError::Type)),
+        ),
+        (
+            "not.a-token".to_owned(),
+            Error::AccessToken(TokenError::Jose(JoseError::Malformed(
+                "a compact JWS has exactly three parts",
+            ))),
+        ),
+    ];
+    for (token, expected) in cases {
+        let mut op = Op::new(&[&key]);
+        let v = pinned.validate_access_token(&token, "https://api.test", &stale);
+        let (r, t) = drive(v, UnixTime(NOW), |q| op.handle(q));
+        assert_eq!(r.unwrap_err(), expected);
+        assert_eq!(op.jwks_requests, 0, "{expected:?}");
+        assert!(t.events.is_empty(), "{:?}", t.events);
+    }
+    // A genuine token with the stale cache does prefetch.
+    let mut op = Op::new(&[&key]);
+    let v = pinned.validate_access_token(&good, "https://api.test", &stale);
+    drive(v, UnixTime(NOW), |q| op.handle(q)).0.unwrap();
+    assert_eq!(op.jwks_requests, 1);
 }
 
 #[test]
@@ -639,15 +777,27 @@ fn stale_key_set_is_refetched_before_the_code_is_spent() {
     assert!(t.keys[0].is_fresh(UnixTime(NOW)));
 }
 
+/// DESIGN §4: right after a fetch (inside the cooldown), an unknown `kid` in an access token
+/// is refused without a request; an ID token from the token endpoint is not forgeable by a
+/// third party and gets its one refetch whatever the cooldown (a key rotated since the last
+/// fetch just works), and is refused only if the key is still unknown after it.
 #[test]
-fn unknown_kid_right_after_a_fetch_is_refused_without_a_request() {
+fn unknown_kid_right_after_a_fetch_refetches_only_for_an_id_token() {
     let key = es256();
     let mut op = Op::new(&[&key]);
-    let just_fetched = cached(&[&key], NOW - 10);
+    let mut just_fetched = cached(&[&key], NOW - 10);
+    let (r, t) = validate_at(&mut op, &mut just_fetched, &access_token(&key, "unknown"));
+    assert_eq!(
+        r.unwrap_err(),
+        Error::AccessToken(TokenError::Jose(JoseError::NoMatchingKey))
+    );
+    assert!(t.sent.is_empty());
+    assert_eq!(op.jwks_requests, 0);
+
     let (r, t) = login_with(
         &client(),
         &mut op,
-        &just_fetched,
+        &cached(&[&key], NOW - 10),
         &AuthorizationRequest::new(["openid"]),
         |n| {
             key.sign(&json!({"alg": "ES256", "kid": "unknown"}), &id_claims(n))
@@ -655,8 +805,25 @@ fn unknown_kid_right_after_a_fetch_is_refused_without_a_request() {
         },
     );
     assert_refused(r, &t, jose_error(JoseError::NoMatchingKey));
-    assert_eq!(t.kinds(), vec![RequestKind::AuthorizationCode]);
-    assert_eq!(op.jwks_requests, 0);
+    assert_eq!(
+        t.kinds(),
+        vec![RequestKind::AuthorizationCode, RequestKind::Jwks]
+    );
+    assert_eq!(op.jwks_requests, 1);
+
+    // The provider rotated to a new key between the fetch and the login: accepted.
+    let rotated = TestKey::generate(Alg::Es256, "k-new").unwrap();
+    let mut op = Op::new(&[&key, &rotated]);
+    let (r, t) = login_with(
+        &client(),
+        &mut op,
+        &cached(&[&key], NOW - 10),
+        &AuthorizationRequest::new(["openid"]),
+        |n| rotated.sign_claims(None, &id_claims(n)).unwrap(),
+    );
+    assert_eq!(r.unwrap().id(), "usr_alice");
+    assert_eq!(op.jwks_requests, 1);
+    assert!(t.events.contains(&Event::KeysRefreshed));
 }
 
 #[test]
@@ -729,10 +896,79 @@ fn extra_untrusted_audience_is_refused() {
         |n| {
             let mut c = id_claims(n);
             c["aud"] = json!(["client_web", "client_other"]);
+            c["azp"] = json!("client_web");
             key.sign_claims(None, &c).unwrap()
         },
     );
     r.unwrap();
+}
+
+/// OIDC Core §3.1.3.7 step 4: an ID token with several audiences must carry `azp` (even when
+/// every audience is trusted).
+#[test]
+fn several_audiences_without_azp_are_refused() {
+    let key = es256();
+    let mut op = Op::new(&[&key]);
+    let keys = cached(&[&key], NOW - 120);
+    let trusting = client_from(config().trusted_audiences(["client_other"]), false);
+    let (r, t) = login_with(
+        &trusting,
+        &mut op,
+        &keys,
+        &AuthorizationRequest::new(["openid"]),
+        |n| {
+            let mut c = id_claims(n);
+            c["aud"] = json!(["client_web", "client_other"]);
+            key.sign_claims(None, &c).unwrap()
+        },
+    );
+    assert_refused(r, &t, claim_error(ClaimError::Missing("azp")));
+}
+
+/// DESIGN §5: `typ` is a media type: `Application/AT+JWT` is an access token, never an ID
+/// token, and an access token typed so is accepted at an API.
+#[test]
+fn typ_compares_case_insensitively_with_or_without_application() {
+    let key = es256();
+    for typ in [
+        "Application/at+jwt",
+        "APPLICATION/AT+JWT",
+        "application/Logout+JWT",
+    ] {
+        let mut op = Op::new(&[&key]);
+        let keys = cached(&[&key], NOW - 120);
+        let (r, t) = login_with(
+            &client(),
+            &mut op,
+            &keys,
+            &AuthorizationRequest::new(["openid"]),
+            |n| key.sign_claims(Some(typ), &id_claims(n)).unwrap(),
+        );
+        assert_refused(r, &t, claim_error(ClaimError::Type));
+    }
+    let mut op = Op::new(&[&key]);
+    let mut keys = cached(&[&key], NOW - 120);
+    let good = access_token(&key, "k-es");
+    let claims = authpi_idp_testkit::jwt::decode_claims(&good).unwrap();
+    for typ in ["Application/at+jwt", "application/AT+JWT", "AT+JWT"] {
+        let token = key
+            .sign(&json!({"alg": "ES256", "kid": "k-es", "typ": typ}), &claims)
+            .unwrap();
+        validate_at(&mut op, &mut keys, &token).0.unwrap();
+    }
+}
+
+/// RFC 7519 §2: NumericDates may be non-integer (`"exp": 1767312000.5` is not "missing").
+#[test]
+fn fractional_numeric_dates_are_accepted() {
+    let (r, _) = login_es256(|c| {
+        c["exp"] = json!((NOW + 600) as f64 + 0.5);
+        c["iat"] = json!(NOW as f64 + 0.25);
+        c["auth_time"] = json!("not a date"); // unused without max_age: ignored
+    });
+    assert_eq!(r.unwrap().id(), "usr_alice");
+    let (r, t) = login_es256(|c| c["exp"] = json!(-5));
+    assert_refused(r, &t, claim_error(ClaimError::Missing("exp")));
 }
 
 /// A stored session from the mock provider, expired, with an ID token bound to `nonce`.
@@ -807,9 +1043,211 @@ fn refreshed_id_token_with_different_sub_is_subject_mismatch_and_not_persisted()
 fn refreshed_id_token_with_different_nonce_is_refused() {
     let (r, t) = refresh_with(|c| c["nonce"] = json!("n-other"));
     assert_refused(r, &t, claim_error(ClaimError::NonceMismatch));
-    // And a changed issuer or audience.
-    let (r, t) = refresh_with(|c| c["aud"] = json!(["client_web", "x"]));
-    let e = r.unwrap_err();
-    assert_eq!(e, claim_error(ClaimError::UntrustedAudience));
-    assert!(t.nothing_out());
+}
+
+/// OIDC Core §12.2: the refreshed ID token's `iss` must be the original's. The comparison with
+/// the original comes first, so the error says what changed.
+#[test]
+fn refreshed_id_token_with_different_issuer_is_changed_iss() {
+    let (r, t) = refresh_with(|c| c["iss"] = json!("https://op.test/i_other"));
+    assert_refused(r, &t, claim_error(ClaimError::Changed("iss")));
+    assert_eq!(t.sends(REFRESH), 1);
+}
+
+/// OIDC Core §12.2: `aud` must be the original's, compared as a set.
+#[test]
+fn refreshed_id_token_with_different_audience_is_changed_aud() {
+    for aud in [
+        json!(["client_web", "x"]),
+        json!("x"),
+        json!(["x", "client_web"]),
+    ] {
+        let (r, t) = refresh_with(|c| c["aud"] = aud.clone());
+        assert_refused(r, &t, claim_error(ClaimError::Changed("aud")));
+    }
+    // The same audience as a one-element array (a set equal to the original's) is kept.
+    let (r, t) = refresh_with(|c| c["aud"] = json!(["client_web", "client_web"]));
+    r.unwrap();
+    assert_eq!(t.persisted.len(), 1);
+}
+
+/// OIDC Core §12.2: `auth_time` is the time of the original authentication; `azp` may not
+/// appear or change.
+#[test]
+fn refreshed_id_token_with_different_auth_time_or_azp_is_refused() {
+    let (r, t) = refresh_with(|c| c["auth_time"] = json!(NOW));
+    assert_refused(r, &t, claim_error(ClaimError::Changed("auth_time")));
+    let (r, t) = refresh_with(|c| c["azp"] = json!("client_web"));
+    assert_refused(r, &t, claim_error(ClaimError::Changed("azp")));
+}
+
+/// Issue #11 key cache 8: a stored set with a refresh token and neither an ID token nor a
+/// `subject_hint` pins no subject: refused, instead of taking UserInfo's `sub` unchecked.
+#[test]
+fn stored_set_without_id_token_or_subject_hint_is_refused() {
+    let key = es256();
+    let mut tokens = stored_session(&key);
+    tokens.id_token = None;
+    let e = client()
+        .create_agent(
+            tokens.clone(),
+            SessionOptions::new(),
+            &cached(&[&key], NOW - 120),
+            UnixTime(NOW),
+        )
+        .unwrap_err();
+    assert_eq!(e, Error::UnpinnedSubject);
+    assert_eq!(e.code(), "invalid_token_set");
+    // With the subject pinned, the same set is accepted.
+    tokens.subject_hint = Some("usr_alice".into());
+    client()
+        .create_agent(
+            tokens,
+            SessionOptions::new(),
+            &cached(&[&key], NOW - 120),
+            UnixTime(NOW),
+        )
+        .unwrap();
+}
+
+/// DESIGN §4: a key set bound to another provider (a misfiled cache, a multi-provider app) is
+/// refused before any request; a fetch time in the future counts as never fetched.
+#[test]
+fn key_set_of_another_provider_is_refused_and_future_fetch_time_is_refetched() {
+    let key = es256();
+    let jwks_uri = format!("{OP}/jwks.json");
+    let mine = cached(&[&key], NOW - 120).bind(OP, &jwks_uri);
+    for foreign in [
+        cached(&[&key], NOW - 120).bind("https://op.test/i_other", &jwks_uri),
+        cached(&[&key], NOW - 120).bind(OP, "https://op.test/i_other/jwks.json"),
+    ] {
+        let mut op = Op::new(&[&key]);
+        let (r, t) = login_with(
+            &client(),
+            &mut op,
+            &foreign,
+            &AuthorizationRequest::new(["openid"]),
+            |n| key.sign_claims(None, &id_claims(n)).unwrap(),
+        );
+        let e = r.unwrap_err();
+        assert_eq!(e, Error::Jwks(authpi_idp::jwks::JwksError::ForeignProvider));
+        assert_eq!(e.code(), "configuration_error");
+        assert!(t.sent.is_empty() && t.nothing_out());
+        let mut shared = foreign.clone();
+        let (r, t) = validate_at(&mut op, &mut shared, &access_token(&key, "k-es"));
+        assert_eq!(r.unwrap_err(), e);
+        assert!(t.sent.is_empty());
+    }
+    // Bound to this provider: accepted, and what the operation fetches is bound too.
+    let mut op = Op::new(&[&key]);
+    let (r, _) = login_with(
+        &client(),
+        &mut op,
+        &mine,
+        &AuthorizationRequest::new(["openid"]),
+        |n| key.sign_claims(None, &id_claims(n)).unwrap(),
+    );
+    r.unwrap();
+    let mut op = Op::new(&[&key]);
+    let future = cached(&[&key], NOW + 1_000_000);
+    let (r, t) = login_with(
+        &client(),
+        &mut op,
+        &future,
+        &AuthorizationRequest::new(["openid"]),
+        |n| key.sign_claims(None, &id_claims(n)).unwrap(),
+    );
+    r.unwrap();
+    assert_eq!(
+        t.kinds()[0],
+        RequestKind::Jwks,
+        "future fetch time = never fetched"
+    );
+    let fetched = &t.keys[0];
+    assert_eq!(fetched.issuer(), Some(OP));
+    assert_eq!(fetched.jwks_uri(), Some(jwks_uri.as_str()));
+    assert_eq!(fetched.fetched_at(), Some(UnixTime(NOW)));
+}
+
+/// The no-verdict rule for a session pinned by `subject_hint` (no ID token stored): the new ID
+/// token's key cannot be fetched, its claims pass, so the rotated tokens are persisted with the
+/// `subject_hint` kept, and the identity comes from UserInfo, checked against it.
+#[test]
+fn no_verdict_refresh_of_a_subject_hint_session_keeps_the_hint_and_hydrates() {
+    let key = es256();
+    let rotated = TestKey::generate(Alg::Es256, "k-new").unwrap();
+    let mut op = Op::new(&[&key]);
+    op.jwks_status = 503;
+    op.userinfo = json!({"sub": "usr_alice", "email": "alice@example.com"});
+    let mut c = id_claims("n-orig");
+    c["iat"] = json!(NOW);
+    op.token = json!({
+        "access_token": "opaque-access-token-2", "token_type": "Bearer", "expires_in": 600,
+        "refresh_token": "rt-2", "id_token": rotated.sign_claims(None, &c).unwrap(),
+    });
+    let mut stored = stored_session(&key);
+    stored.id_token = None;
+    stored.subject_hint = Some("usr_alice".into());
+    let (r, t) = drive(
+        client()
+            .create_agent(
+                stored,
+                SessionOptions::new(),
+                &cached(&[&key], NOW - 120),
+                UnixTime(NOW),
+            )
+            .unwrap(),
+        UnixTime(NOW),
+        |q| op.handle(q),
+    );
+    let agent = r.unwrap();
+    assert_eq!(
+        t.events,
+        vec![
+            Event::Send(t.kinds()[0]),
+            Event::Send(RequestKind::Jwks),
+            Event::KeysRefreshed,
+            Event::Persist,
+            Event::Send(RequestKind::UserInfo),
+            Event::Done
+        ]
+    );
+    let p = &t.persisted[0];
+    assert_eq!(p.refresh_token.as_deref(), Some("rt-2"));
+    assert_eq!(p.id_token, None);
+    assert_eq!(p.subject_hint.as_deref(), Some("usr_alice"));
+    assert_eq!(agent.id(), "usr_alice");
+    assert!(!agent.identity_reverified());
+
+    // The same with a new ID token for another subject: a verdict, nothing persisted.
+    let mut op = Op::new(&[&key]);
+    op.jwks_status = 503;
+    c["sub"] = json!("usr_bob");
+    op.token = json!({
+        "access_token": "opaque-access-token-2", "token_type": "Bearer", "expires_in": 600,
+        "refresh_token": "rt-2", "id_token": rotated.sign_claims(None, &c).unwrap(),
+    });
+    let mut stored = stored_session(&key);
+    stored.id_token = None;
+    stored.subject_hint = Some("usr_alice".into());
+    let (r, t) = drive(
+        client()
+            .create_agent(
+                stored,
+                SessionOptions::new(),
+                &cached(&[&key], NOW - 120),
+                UnixTime(NOW),
+            )
+            .unwrap(),
+        UnixTime(NOW),
+        |q| op.handle(q),
+    );
+    assert_eq!(
+        r.unwrap_err(),
+        Error::SubjectMismatch {
+            expected: "usr_alice".into(),
+            actual: "usr_bob".into()
+        }
+    );
+    assert!(t.persisted.is_empty());
 }

@@ -7,10 +7,11 @@ mod common;
 use authpi_idp::error::{ClaimError, TokenError};
 use authpi_idp::{
     AuthorizationRequest, Client, ClientAuth, Config, Error, LogoutRequest, OAuthErrorKind,
-    PrincipalType, RequestKind, SessionOptions, TokenTypeHint,
+    PrincipalType, RequestKind, SessionOptions, TokenSet, TokenTypeHint,
 };
 use authpi_idp_testkit::{Membership, jwt::decode_header};
 use common::{Env, Event, ISS, REFRESH, WEB_REDIRECT, claims_of, web_client, web_config};
+use serde_json::json;
 
 fn org_ids(agent: &authpi_idp::Agent) -> Vec<&str> {
     agent
@@ -687,4 +688,345 @@ fn logout_url_is_built_and_accepted_by_the_issuer() {
             .code(),
         "configuration_error"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The no-verdict rule (DESIGN §1.5, §4): rotated tokens are never dropped for lack of keys.
+
+/// A logged-in session whose access token is due for refresh; the key set cached at login is
+/// still fresh (the testkit serves `max-age=3600`).
+fn due_session(env: &mut Env, client: &Client) -> TokenSet {
+    let (agent, _) = env.login(client, &AuthorizationRequest::new(["openid", "email"]));
+    env.advance(1800);
+    assert!(env.keys.is_fresh(env.now()));
+    agent.into_tokens()
+}
+
+fn session_op(env: &Env, client: &Client, tokens: &TokenSet) -> authpi_idp::flow::Session {
+    client
+        .create_agent(tokens.clone(), SessionOptions::new(), &env.keys, env.now())
+        .unwrap()
+}
+
+/// The rotated set kept the old verified identity: new access/refresh tokens and expiry, the
+/// previous ID token, and an agent with the previous identity marked as not re-verified.
+fn assert_kept_with_old_identity(
+    stored: &TokenSet,
+    agent: &authpi_idp::Agent,
+    trace: &common::Trace,
+    now: u64,
+) {
+    assert_eq!(trace.persisted.len(), 1);
+    let p = &trace.persisted[0];
+    assert!(p.refresh_token.is_some());
+    assert_ne!(
+        p.refresh_token, stored.refresh_token,
+        "rt-2 must be handed out"
+    );
+    assert_ne!(p.access_token, stored.access_token);
+    assert_eq!(p.expires_at, now + 1800);
+    assert_eq!(
+        p.id_token, stored.id_token,
+        "the previous, verified ID token"
+    );
+    assert_eq!(p.subject_hint, None);
+    assert_eq!(agent.tokens(), p);
+    assert_eq!(agent.id(), "usr_alice");
+    assert_eq!(agent.email(), Some("alice@example.com"));
+    assert!(!agent.identity_reverified());
+}
+
+/// Issue #11 scenario (a): the cache is fresh but lacks the key AuthPI just rotated to; the
+/// refresh spends rt-1; the JWKS endpoint answers 503.
+#[test]
+fn refresh_with_rotated_key_and_jwks_503_persists_rt2_with_the_old_identity() {
+    let mut env = Env::demo();
+    let client = web_client();
+    let stored = due_session(&mut env, &client);
+    let fetched_at = env.keys.fetched_at();
+    env.idp.rotate_keys().unwrap();
+    env.idp
+        .push_response("/jwks.json", common::json_response(503, &json!({})));
+    let (agent, trace) = env.run(session_op(&env, &client, &stored));
+    let agent = agent.unwrap();
+    assert_eq!(
+        trace.events,
+        vec![
+            Event::Send(refresh_kind(&trace)),
+            Event::Send(RequestKind::Jwks),
+            Event::KeysRefreshed,
+            Event::Persist,
+            Event::Done
+        ]
+    );
+    assert_kept_with_old_identity(&stored, &agent, &trace, env.now);
+    // The failed attempt is recorded (cooldown), the keys are unchanged.
+    assert_eq!(env.keys.fetched_at(), fetched_at);
+    assert_eq!(env.keys.attempted_at(), Some(env.now()));
+
+    // rt-2 is alive: once the JWKS answers again, refreshing with it verifies the new key.
+    let rotated = trace.persisted[0].clone();
+    let (again, trace) = env.run(
+        client
+            .refresh(
+                rotated.clone(),
+                SessionOptions::new(),
+                &env.keys.clone(),
+                env.now(),
+            )
+            .unwrap(),
+    );
+    let again = again.unwrap();
+    assert!(again.identity_reverified());
+    assert_eq!(trace.sends(RequestKind::Jwks), 1);
+    let new_id = trace.persisted[0].id_token.clone().unwrap();
+    assert_ne!(
+        decode_header(&new_id).unwrap()["kid"],
+        decode_header(stored.id_token.as_deref().unwrap()).unwrap()["kid"]
+    );
+}
+
+/// Issue #11 scenario (b): as (a), but the JWKS request gets no response at all.
+#[test]
+fn refresh_with_rotated_key_and_jwks_transport_failure_persists_rt2_with_the_old_identity() {
+    let mut env = Env::demo();
+    let client = web_client();
+    let stored = due_session(&mut env, &client);
+    env.idp.rotate_keys().unwrap();
+    let op = session_op(&env, &client, &stored);
+    let (agent, trace) = env.run_failing(op, RequestKind::Jwks);
+    let agent = agent.unwrap();
+    assert_eq!(
+        trace.events,
+        vec![
+            Event::Send(refresh_kind(&trace)),
+            Event::Send(RequestKind::Jwks),
+            Event::KeysRefreshed,
+            Event::Persist,
+            Event::Done
+        ]
+    );
+    assert_kept_with_old_identity(&stored, &agent, &trace, env.now);
+    assert_eq!(env.keys.attempted_at(), Some(env.now()));
+}
+
+/// A transport failure where no verdict is possible and nothing was handed out yet is
+/// `NoResponse` with the endpoint, and nothing comes out.
+#[test]
+fn transport_failure_of_the_refresh_itself_is_no_response_from_the_token_endpoint() {
+    let mut env = Env::demo();
+    let client = web_client();
+    let stored = due_session(&mut env, &client);
+    let op = session_op(&env, &client, &stored);
+    let (r, trace) = env.run_failing(op, REFRESH);
+    let e = r.unwrap_err();
+    assert_eq!(
+        e,
+        Error::NoResponse {
+            endpoint: authpi_idp::error::Endpoint::Token
+        }
+    );
+    assert_eq!(e.code(), "transport_error");
+    assert!(trace.nothing_out());
+    // At login, a JWKS transport failure before the code is spent is NoResponse(Jwks), and the
+    // attempt is still handed out for the cooldown.
+    let mut env = Env::demo();
+    let (tx, cb) = env.start_login(&client, &AuthorizationRequest::new(["openid"]));
+    let op = client
+        .exchange_callback(cb.as_str(), &tx, &authpi_idp::KeySet::empty())
+        .unwrap();
+    let (r, trace) = env.run_failing(op, RequestKind::Jwks);
+    assert_eq!(
+        r.unwrap_err(),
+        Error::NoResponse {
+            endpoint: authpi_idp::error::Endpoint::Jwks
+        }
+    );
+    assert_eq!(
+        trace.events,
+        vec![Event::Send(RequestKind::Jwks), Event::KeysRefreshed]
+    );
+    assert_eq!(trace.keys[0].attempted_at(), Some(env.now()));
+}
+
+/// Issue #11 scenario (c): the key set was fetched under 60 s ago (a login just before), the
+/// provider rotated its key: the ID token from the token endpoint still gets its one refetch,
+/// whatever the cooldown, and the refresh is fully verified.
+#[test]
+fn refresh_right_after_a_fetch_refetches_for_the_rotated_key_despite_the_cooldown() {
+    let mut env = Env::demo();
+    let client = web_client();
+    let (agent, _) = env.login(&client, &AuthorizationRequest::new(["openid", "email"]));
+    let stored = agent.into_tokens();
+    env.advance(10);
+    assert!(!env.keys.may_refetch(env.now()), "inside the cooldown");
+    env.idp.rotate_keys().unwrap();
+    let (agent, trace) = env.run(
+        client
+            .refresh(
+                stored.clone(),
+                SessionOptions::new(),
+                &env.keys.clone(),
+                env.now(),
+            )
+            .unwrap(),
+    );
+    let agent = agent.unwrap();
+    assert_eq!(
+        trace.events,
+        vec![
+            Event::Send(refresh_kind(&trace)),
+            Event::Send(RequestKind::Jwks),
+            Event::KeysRefreshed,
+            Event::Persist,
+            Event::Done
+        ]
+    );
+    assert!(agent.identity_reverified());
+    let p = &trace.persisted[0];
+    assert_ne!(p.id_token, stored.id_token);
+    assert_eq!(agent.tokens(), p);
+    assert_eq!(env.keys.fetched_at(), Some(env.now()));
+}
+
+/// A token response crafted by the test: valid ID token claims of the stored session with
+/// `edit` applied, signed with `key` (the issuer's current key unless told otherwise).
+fn crafted_refresh(
+    env: &mut Env,
+    stored: &TokenSet,
+    edit: impl FnOnce(&mut serde_json::Value),
+    foreign_key: bool,
+) {
+    let old = claims_of(stored.id_token.as_deref().unwrap());
+    let header = decode_header(stored.id_token.as_deref().unwrap()).unwrap();
+    let alg = authpi_idp_testkit::Alg::from_name(header["alg"].as_str().unwrap()).unwrap();
+    let mut claims = old.clone();
+    claims["iat"] = json!(env.now);
+    claims["exp"] = json!(env.now + 3600);
+    claims.as_object_mut().unwrap().remove("at_hash");
+    edit(&mut claims);
+    let token = if foreign_key {
+        let kid = env.idp.signing_key(alg).unwrap().kid().to_owned();
+        authpi_idp_testkit::jwt::TestKey::generate(alg, &kid)
+            .unwrap()
+            .sign_claims(None, &claims)
+            .unwrap()
+    } else {
+        env.idp.sign(alg, None, &claims).unwrap()
+    };
+    env.idp.push_response(
+        "/token",
+        common::json_response(
+            200,
+            &json!({
+                "access_token": "at-2", "token_type": "Bearer", "expires_in": 1800,
+                "refresh_token": "rt-2", "id_token": token,
+            }),
+        ),
+    );
+}
+
+/// Issue #11 scenario (d): a verdict against the tokens persists nothing, whether the keys
+/// were at hand or the no-verdict path decoded the claims without the signature.
+#[test]
+fn refresh_verdicts_against_the_tokens_persist_nothing() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: Vec<(&str, Edit, bool, Error)> = vec![
+        (
+            "bad signature with fresh keys",
+            |_| {},
+            true,
+            Error::IdToken(TokenError::Jose(
+                authpi_idp::jose::JoseError::InvalidSignature,
+            )),
+        ),
+        (
+            "changed sub",
+            |c| c["sub"] = json!("usr_bob"),
+            false,
+            Error::SubjectMismatch {
+                expected: "usr_alice".into(),
+                actual: "usr_bob".into(),
+            },
+        ),
+        (
+            "changed iss",
+            |c| c["iss"] = json!("https://idp.test/i_other"),
+            false,
+            Error::IdToken(TokenError::Claim(ClaimError::Changed("iss"))),
+        ),
+        (
+            "changed aud",
+            |c| c["aud"] = json!("client_other"),
+            false,
+            Error::IdToken(TokenError::Claim(ClaimError::Changed("aud"))),
+        ),
+        (
+            "expired",
+            |c| c["exp"] = c["iat"].as_u64().map(|t| t - 3600).into(),
+            false,
+            Error::IdToken(TokenError::Claim(ClaimError::Expired)),
+        ),
+        (
+            "nonce changed",
+            |c| c["nonce"] = json!("another-nonce"),
+            false,
+            Error::IdToken(TokenError::Claim(ClaimError::NonceMismatch)),
+        ),
+        (
+            "azp appeared",
+            |c| c["azp"] = json!("client_web"),
+            false,
+            Error::IdToken(TokenError::Claim(ClaimError::Changed("azp"))),
+        ),
+    ];
+    for (name, edit, foreign, expected) in cases {
+        // Rotated key, JWKS reachable: the signature gets its verdict with fresh keys.
+        for jwks_down in [false, true] {
+            if foreign && jwks_down {
+                continue; // a signature needs keys to be judged
+            }
+            let mut env = Env::demo();
+            let client = web_client();
+            let stored = due_session(&mut env, &client);
+            env.idp.rotate_keys().unwrap();
+            crafted_refresh(&mut env, &stored, edit, foreign);
+            if jwks_down {
+                env.idp
+                    .push_response("/jwks.json", common::json_response(503, &json!({})));
+            }
+            let (r, trace) = env.run(session_op(&env, &client, &stored));
+            assert_eq!(r.unwrap_err(), expected, "{name}, JWKS down: {jwks_down}");
+            assert!(trace.persisted.is_empty(), "{name}: nothing persisted");
+            assert!(trace.nothing_out(), "{name}");
+            assert_eq!(trace.sends(RequestKind::Jwks), 1, "{name}");
+        }
+    }
+}
+
+/// The no-verdict rule when the JWKS answers but does not publish the new key yet (a CDN still
+/// serving the old document): the `kid` is unknown after the one refetch.
+#[test]
+fn refresh_whose_key_is_not_yet_published_persists_rt2_with_the_old_identity() {
+    let mut env = Env::demo();
+    let client = web_client();
+    let stored = due_session(&mut env, &client);
+    let old_document = env.idp.jwks();
+    env.idp.rotate_keys().unwrap();
+    env.idp
+        .push_response("/jwks.json", common::json_response(200, &old_document));
+    let (agent, trace) = env.run(session_op(&env, &client, &stored));
+    let agent = agent.unwrap();
+    assert_eq!(
+        trace.events,
+        vec![
+            Event::Send(refresh_kind(&trace)),
+            Event::Send(RequestKind::Jwks),
+            Event::KeysRefreshed,
+            Event::Persist,
+            Event::Done
+        ]
+    );
+    assert_kept_with_old_identity(&stored, &agent, &trace, env.now);
+    assert_eq!(env.keys.fetched_at(), Some(env.now()));
 }

@@ -7,8 +7,9 @@ mod common;
 use authpi_idp::error::{CallbackError, ConfigError, Endpoint, ResponseError};
 use authpi_idp::scope::{has_access, parse_scope};
 use authpi_idp::{
-    AuthorizationRequest, AuthorizationUrl, CallbackParams, Client, Config, Error, KeySet,
-    LogoutRequest, OAuthErrorKind, RequestKind, SessionOptions, TokenSet, TokenTypeHint, UnixTime,
+    AuthorizationRequest, AuthorizationUrl, CallbackInput, CallbackParams, Client, Config, Error,
+    KeySet, LogoutRequest, NonceCheck, OAuthErrorKind, Operation, RequestKind, SessionOptions,
+    Step, TokenSet, TokenTypeHint, UnixTime,
 };
 use authpi_idp_testkit::{User, pkce_challenge};
 use common::{Env, Event, ISS, REFRESH, T0, WEB_REDIRECT, drive, json_response};
@@ -351,7 +352,13 @@ fn exchange_code_requires_an_id_token() {
     let code = common::query(&cb, "code");
     let keys = env.keys.clone();
     let op = client
-        .exchange_code(&code, &tx.code_verifier, None, &keys)
+        .exchange_code(
+            &code,
+            &tx.code_verifier,
+            None,
+            NonceCheck::of(&tx).unwrap(),
+            &keys,
+        )
         .unwrap();
     let (r, t) = {
         let transport = rewriting(&mut env, "/token", |b| {
@@ -367,13 +374,19 @@ fn exchange_code_requires_an_id_token() {
         }
     );
     assert!(t.nothing_out());
-    // With the ID token (a new login), exchange_code yields the agent; no nonce is checked.
+    // With the ID token (a new login), exchange_code yields the agent.
     let (tx, cb) = env.start_login(&client, &AuthorizationRequest::new(["openid"]));
     let code = common::query(&cb, "code");
     let keys = env.keys.clone();
     let (agent, t) = env.run(
         client
-            .exchange_code(&code, &tx.code_verifier, None, &keys)
+            .exchange_code(
+                &code,
+                &tx.code_verifier,
+                None,
+                NonceCheck::DangerousSkip,
+                &keys,
+            )
             .unwrap(),
     );
     assert_eq!(agent.unwrap().id(), "usr_alice");
@@ -382,10 +395,94 @@ fn exchange_code_requires_an_id_token() {
             .form_all("redirect_uri"),
         vec![WEB_REDIRECT]
     );
+    for nonce in [NonceCheck::DangerousSkip, NonceCheck::of(&tx).unwrap()] {
+        assert_eq!(
+            client
+                .exchange_code("", "v", None, nonce, &keys)
+                .unwrap_err(),
+            Error::Config(ConfigError::EmptyToken)
+        );
+    }
+    let expect_empty = NonceCheck::Expect {
+        nonce: "",
+        max_age: None,
+    };
     assert_eq!(
-        client.exchange_code("", "v", None, &keys).unwrap_err(),
+        client
+            .exchange_code("c", "v", None, expect_empty, &keys)
+            .unwrap_err(),
         Error::Config(ConfigError::EmptyToken)
     );
+}
+
+/// `exchange_code` checks the login's `nonce` and `max_age` unless the caller writes
+/// `NonceCheck::DangerousSkip` (DESIGN §1.3: the weakening is visible at the call site).
+#[test]
+fn exchange_code_checks_nonce_and_max_age_unless_dangerously_skipped() {
+    let mut env = Env::demo();
+    let client = web_client();
+    // A first login opens the issuer's browser session: its auth_time is T0.
+    env.login(&client, &AuthorizationRequest::new(["openid"]));
+    env.advance(200);
+    #[derive(Clone, Copy)]
+    enum Check {
+        OfTransaction,
+        Wrong,
+        MaxAge60,
+        Skip,
+    }
+    let exchange = |env: &mut Env, req: &AuthorizationRequest, check: Check| {
+        let (tx, cb) = env.start_login(&client, req);
+        let code = common::query(&cb, "code");
+        let keys = env.keys.clone();
+        let nonce = match check {
+            Check::OfTransaction => NonceCheck::of(&tx).unwrap(),
+            Check::Wrong => NonceCheck::Expect {
+                nonce: "another-login",
+                max_age: None,
+            },
+            Check::MaxAge60 => NonceCheck::Expect {
+                nonce: &tx.nonce,
+                max_age: Some(60),
+            },
+            Check::Skip => NonceCheck::DangerousSkip,
+        };
+        let op = client
+            .exchange_code(&code, &tx.code_verifier, None, nonce, &keys)
+            .unwrap();
+        env.run(op).0.map(|agent| agent.id().to_owned())
+    };
+    let plain = AuthorizationRequest::new(["openid"]);
+    assert_eq!(
+        exchange(&mut env, &plain, Check::OfTransaction).unwrap(),
+        "usr_alice"
+    );
+    assert_eq!(
+        exchange(&mut env, &plain, Check::Wrong).unwrap_err().code(),
+        "invalid_nonce"
+    );
+    // The session authenticated 200 s ago (this request sent no max_age, so the issuer did not
+    // re-authenticate): with max_age 60 its auth_time is too old.
+    assert_eq!(
+        exchange(&mut env, &plain, Check::MaxAge60).unwrap_err(),
+        Error::IdToken(authpi_idp::error::TokenError::Claim(
+            authpi_idp::error::ClaimError::AuthTime
+        ))
+    );
+    assert_eq!(
+        exchange(&mut env, &plain, Check::Skip).unwrap(),
+        "usr_alice"
+    );
+    // NonceCheck::of takes max_age from the transaction.
+    let (tx, _) = env.start_login(&client, &AuthorizationRequest::new(["openid"]).max_age(60));
+    assert!(matches!(
+        NonceCheck::of(&tx).unwrap(),
+        NonceCheck::Expect { nonce, max_age: Some(60) } if nonce == tx.nonce
+    ));
+    // Debug never shows the nonce.
+    let (tx, _) = env.start_login(&client, &plain);
+    let debug = format!("{:?}", NonceCheck::of(&tx).unwrap());
+    assert!(!debug.contains(&tx.nonce), "{debug}");
 }
 
 fn login_tokens(env: &mut Env) -> TokenSet {
@@ -961,82 +1058,228 @@ fn token_endpoint_429_with_retry_after_surfaces_retry_after() {
     r.unwrap();
 }
 
+/// The forms in which `secret` shows up when it leaks into a `{:?}`/`{}` text: raw,
+/// form-urlencoded, as the decimal bytes of `Vec<u8>`'s `Debug` (a request body), and base64
+/// (standard and URL-safe, no padding) of `client_web:secret` (a Basic header) and of itself.
+fn leak_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut forms = vec![
+        secret.to_owned(),
+        url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+        secret
+            .bytes()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    ];
+    for text in [format!("client_web:{secret}"), secret.to_owned()] {
+        forms.push(STANDARD_NO_PAD.encode(&text));
+        forms.push(URL_SAFE_NO_PAD.encode(&text));
+    }
+    forms
+}
+
+fn assert_no_leak(what: &str, text: &str, secrets: &[(&str, &str)]) {
+    for (name, secret) in secrets {
+        for form in leak_forms(secret) {
+            assert!(
+                !text.contains(&form),
+                "{name} leaked (as {form:?}) in {what}: {text}"
+            );
+        }
+    }
+}
+
+/// (what, its `Debug` text)
+type Debugs = Vec<(String, String)>;
+
+/// Drives `op` against the issuer and returns the `Debug` of every step it produced, of each
+/// request's headers (what a driver logging `request.headers()` would print), and of the end.
+fn debug_of_run<O: Operation>(env: &mut Env, mut op: O) -> (Result<O::Output, Error>, Debugs) {
+    let now = env.now();
+    let mut seen = Vec::new();
+    for _ in 0..32 {
+        let step = op.poll(now);
+        let Ok(step) = step else {
+            return (Err(step.err().unwrap()), seen);
+        };
+        seen.push(("step".to_owned(), format!("{step:?}")));
+        match step {
+            Step::Send(out) => {
+                seen.push((
+                    format!("{:?} headers", out.kind),
+                    format!("{:?}", out.request.headers()),
+                ));
+                seen.push((format!("{:?} outgoing", out.kind), format!("{out:?}")));
+                op.handle_response(env.idp.handle(out.request, now.0));
+            }
+            Step::KeysRefreshed(keys) => env.keys = keys,
+            Step::Done(out) => return (Ok(out), seen),
+            _ => {}
+        }
+    }
+    panic!("the operation did not finish");
+}
+
+/// `Debug` and `Display` of the SDK's own values — transactions, callbacks, operations, every
+/// step and request they produce, token sets, agents, errors — never show a secret in any form
+/// it could take there (see [`leak_forms`]).
 #[test]
 fn secrets_never_in_debug() {
     let mut env = Env::demo();
-    let config = web_config().build().unwrap();
-    let client = Client::new(config.clone()).unwrap();
-    let (tx, cb) = env.start_login(&client, &AuthorizationRequest::new(["openid", "email"]));
+    let basic = || {
+        Client::new(
+            web_config()
+                .client_auth(authpi_idp::ClientAuth::ClientSecretBasic)
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let client = basic();
+    let config = client.config().clone();
+    let request = AuthorizationRequest::new(["openid", "email"])
+        .state("chosen-state-value-123")
+        .nonce("chosen-nonce-value-456");
+    let (tx, cb) = env.start_login(&client, &request);
     let code = common::query(&cb, "code");
     let keys = env.keys.clone();
     let exchange = client.exchange_callback(cb.as_str(), &tx, &keys).unwrap();
-    let exchange_debug = format!("{exchange:?}");
-    let (agent, trace) = env.run(exchange);
+    let mut debugs = vec![
+        ("config", format!("{config:?}")),
+        ("client", format!("{client:?}")),
+        ("request", format!("{request:?}")),
+        ("transaction", format!("{tx:?}")),
+        (
+            "callback input",
+            format!("{:?}", CallbackInput::from(cb.as_str())),
+        ),
+        (
+            "callback input (params)",
+            format!(
+                "{:?}",
+                CallbackInput::from(CallbackParams::parse(&cb).unwrap())
+            ),
+        ),
+        (
+            "callback params",
+            format!("{:?}", CallbackParams::parse(&cb).unwrap()),
+        ),
+        ("nonce check", format!("{:?}", NonceCheck::of(&tx).unwrap())),
+        ("exchange", format!("{exchange:?}")),
+    ];
+    let (agent, seen) = debug_of_run(&mut env, exchange);
+    debugs.extend(seen.into_iter().map(|(w, d)| {
+        (
+            if w == "step" {
+                "exchange step"
+            } else {
+                "exchange request"
+            },
+            d,
+        )
+    }));
     let agent = agent.unwrap();
     let tokens = agent.tokens().clone();
-    let basic = Client::new(
-        web_config()
-            .client_auth(authpi_idp::ClientAuth::ClientSecretBasic)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let mut session = basic
-        .refresh(tokens.clone(), SessionOptions::new(), &keys, env.now())
+    debugs.push(("tokens", format!("{tokens:?}")));
+    debugs.push(("agent", format!("{agent:?}")));
+    // Refresh (Basic), UserInfo (Bearer), revocation and introspection (Basic + the token).
+    let session = client
+        .refresh(
+            tokens.clone(),
+            SessionOptions::new(),
+            &env.keys.clone(),
+            env.now(),
+        )
         .unwrap();
-    let step = authpi_idp::Operation::poll(&mut session, env.now()).unwrap();
-    let secrets = [
-        "secret_web",
-        tx.code_verifier.as_str(),
-        tx.state.as_str(),
-        tx.nonce.as_str(),
-        code.as_str(),
-        tokens.access_token.as_str(),
-        tokens.refresh_token.as_deref().unwrap(),
-        tokens.id_token.as_deref().unwrap(),
-    ];
-    let params = CallbackParams::parse(&cb).unwrap();
-    let debugs = [
-        format!("{config:?}"),
-        format!("{client:?}"),
-        format!("{tx:?}"),
-        format!("{params:?}"),
-        exchange_debug,
-        format!("{:?}", trace.sent),
-        format!("{tokens:?}"),
-        format!("{agent:?}"),
-        format!("{session:?}"),
-        format!("{step:?}"),
-        format!("{:?}", web_config()),
+    debugs.push(("session", format!("{session:?}")));
+    let (refreshed, seen) = debug_of_run(&mut env, session);
+    refreshed.unwrap();
+    debugs.extend(seen.into_iter().map(|(_, d)| ("refresh", d)));
+    let (info, seen) = debug_of_run(&mut env, client.userinfo(&agent).unwrap());
+    info.unwrap();
+    debugs.extend(seen.into_iter().map(|(_, d)| ("userinfo", d)));
+    let (_, seen) = debug_of_run(
+        &mut env,
+        client.introspect(&tokens.access_token, None).unwrap(),
+    );
+    debugs.extend(seen.into_iter().map(|(_, d)| ("introspection", d)));
+    let (revoked, seen) = debug_of_run(
+        &mut env,
+        client
+            .revoke(tokens.refresh_token.as_deref().unwrap(), None)
+            .unwrap(),
+    );
+    revoked.unwrap();
+    debugs.extend(seen.into_iter().map(|(_, d)| ("revocation", d)));
+    debugs.push((
+        "logout request",
         format!(
             "{:?}",
             LogoutRequest::new().id_token_hint(tokens.id_token.clone().unwrap())
         ),
-    ];
-    for d in &debugs {
-        for s in secrets {
-            assert!(!d.contains(s), "secret leaked in {d}");
-        }
-    }
-    // The request itself does carry them (they must reach the provider).
-    let sent = trace.first(RequestKind::AuthorizationCode);
-    assert_eq!(sent.form_all("code"), vec![code.clone()]);
-    // Errors do not echo provider-sent or local secrets either.
-    let e = Error::SubjectMismatch {
-        expected: "usr_alice".into(),
-        actual: "usr_bob".into(),
-    };
-    assert!(!format!("{e} {e:?}").contains("secret"));
-    let bad = client
+    ));
+    // Errors: a wrong state with the real code, a provider error, a refused refresh.
+    let bad = basic()
         .exchange_callback(
             format!("?state={}x&code={code}", tx.state).as_str(),
             &tx,
             &keys,
         )
         .unwrap_err();
-    for text in [format!("{bad}"), format!("{bad:?}")] {
-        assert!(!text.contains(&tx.state) && !text.contains(&code), "{text}");
+    debugs.push(("callback error", format!("{bad} {bad:?}")));
+    let (keys, now) = (env.keys.clone(), env.now());
+    let (refused, seen) = debug_of_run(
+        &mut env,
+        client
+            .refresh(tokens.clone(), SessionOptions::new(), &keys, now)
+            .unwrap(),
+    );
+    let refused = refused.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        "invalid_grant",
+        "the revoked refresh token is refused"
+    );
+    debugs.push(("refresh error", format!("{refused} {refused:?}")));
+    debugs.extend(seen.into_iter().map(|(_, d)| ("refused refresh", d)));
+
+    let secrets = [
+        ("client secret", "secret_web"),
+        ("code verifier", tx.code_verifier.as_str()),
+        ("state", tx.state.as_str()),
+        ("nonce", tx.nonce.as_str()),
+        ("code", code.as_str()),
+        ("access token", tokens.access_token.as_str()),
+        ("refresh token", tokens.refresh_token.as_deref().unwrap()),
+        ("ID token", tokens.id_token.as_deref().unwrap()),
+    ];
+    assert_eq!(tx.state, "chosen-state-value-123");
+    for (what, text) in &debugs {
+        assert_no_leak(what, text, &secrets);
     }
+    // The detector sees each form where it occurs: in an unmarked copy of a real Basic
+    // header, and in a real request body (which carries the token to the provider).
+    let mut revoke = client.revoke(&tokens.access_token, None).unwrap();
+    let Ok(Step::Send(out)) = revoke.poll(env.now()) else {
+        panic!("revocation sends a request")
+    };
+    let mut unmarked = out.request.headers().clone();
+    unmarked.values_mut().for_each(|v| v.set_sensitive(false));
+    let unmarked = format!("{unmarked:?}");
+    assert!(
+        leak_forms("secret_web")
+            .iter()
+            .any(|f| unmarked.contains(f)),
+        "{unmarked}"
+    );
+    let body = format!("{:?}", out.request.body());
+    assert!(
+        leak_forms(&tokens.access_token)
+            .iter()
+            .any(|f| body.contains(f))
+    );
 }
 
 #[test]

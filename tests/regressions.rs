@@ -9,9 +9,12 @@
 //! - `fixtures_replay_*` keep those committed fixtures honest: replayed through the public API
 //!   at the fixed clock they still log `usr_alice` in and refresh her session.
 //! - The limit tests check that oversized, deeply nested and member-heavy documents are refused
-//!   or parsed without blowing up (timings belong to benchmarks, not tests).
+//!   with the exact error of the limit they hit (or parsed) without blowing up (timings belong
+//!   to benchmarks, not tests).
 //! - Crashes found by fuzzing get a test here, named after the target and what broke.
 
+use authpi_idp::error::{Endpoint, ResponseError};
+use authpi_idp::json::{JsonError, MAX_DEPTH, MAX_DOCUMENT};
 use authpi_idp::{
     AuthorizationRequest, AuthorizationUrl, Client, Config, Error, KeySet, Operation,
     SessionOptions, Step, TokenSet, UnixTime,
@@ -276,22 +279,32 @@ fn exchange_with_body(body: Vec<u8>) -> (Result<authpi_idp::Agent, Error>, Vec<T
     })
 }
 
-/// The real token response with its `access_token` padded so the document is `size` bytes.
-fn padded_token_response(size: usize) -> Vec<u8> {
+/// The real token response with its member `field` padded (appended to) so the document is
+/// `size` bytes.
+fn padded_token_response(size: usize, field: &str) -> Vec<u8> {
     let real: serde_json::Value = serde_json::from_slice(&fixture("token.json")).unwrap();
+    let original = real[field].as_str().unwrap_or_default().to_owned();
+    let base = serde_json::to_vec(&real).unwrap().len();
     let mut doc = real.clone();
-    doc["scope"] = serde_json::Value::String(String::new());
-    let base = serde_json::to_vec(&doc).unwrap().len();
-    doc["scope"] = serde_json::Value::String("x".repeat(size - base));
+    doc[field] = serde_json::Value::String(original.clone() + &"x".repeat(size - base));
     let out = serde_json::to_vec(&doc).unwrap();
     assert_eq!(out.len(), size);
     out
 }
 
+/// The error of a token response refused for its JSON.
+fn token_json_error(reason: JsonError) -> Error {
+    Error::Response {
+        endpoint: Endpoint::Token,
+        reason: ResponseError::Json(reason),
+    }
+}
+
 #[test]
 fn limits_one_mib_token_response_is_parsed() {
-    // Exactly MAX_DOCUMENT bytes: parsed, and the real ID token inside still verifies.
-    let body = padded_token_response(authpi_idp::json::MAX_DOCUMENT);
+    // Exactly MAX_DOCUMENT bytes: parsed, and the real ID token inside still verifies. (The
+    // padding is in `scope`: padding `access_token` would break the ID token's `at_hash`.)
+    let body = padded_token_response(MAX_DOCUMENT, "scope");
     let (agent, persisted) = exchange_with_body(body);
     let agent = agent.unwrap();
     assert_eq!(agent.id(), "usr_alice");
@@ -302,34 +315,45 @@ fn limits_one_mib_token_response_is_parsed() {
 
 #[test]
 fn limits_token_response_over_one_mib_is_refused() {
-    let body = padded_token_response(authpi_idp::json::MAX_DOCUMENT + 1);
-    let (agent, persisted) = exchange_with_body(body);
-    let err = agent.unwrap_err();
-    assert!(matches!(err, Error::Response { .. }), "{err:?}");
-    assert!(persisted.is_empty());
+    for field in ["scope", "access_token"] {
+        let body = padded_token_response(MAX_DOCUMENT + 1, field);
+        let (agent, persisted) = exchange_with_body(body);
+        assert_eq!(
+            agent.unwrap_err(),
+            token_json_error(JsonError::TooLarge),
+            "{field}"
+        );
+        assert!(persisted.is_empty());
+    }
 }
 
 #[test]
 fn limits_deeply_nested_documents_are_refused_without_overflow() {
-    // Far beyond serde_json's recursion limit (128); must be an error, not a stack overflow.
-    for depth in [129usize, 1_000, 100_000] {
+    // From just past the limit to far beyond it: the depth error, not a stack overflow. The
+    // outer object is one level, so `depth` inner levels make `depth + 1`.
+    for depth in [MAX_DEPTH, 1_000, 100_000] {
         for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
             let mut doc = String::from("{\"access_token\":");
             doc.push_str(&open.repeat(depth));
             doc.push('1');
             doc.push_str(&close.repeat(depth));
             doc.push('}');
-            assert!(
-                authpi_idp::json::parse_object(doc.as_bytes()).is_err(),
+            assert_eq!(
+                authpi_idp::json::parse_object(doc.as_bytes()),
+                Err(JsonError::TooDeep),
                 "{depth}"
             );
             let (agent, persisted) = exchange_with_body(doc.into_bytes());
-            assert!(agent.is_err());
+            assert_eq!(agent.unwrap_err(), token_json_error(JsonError::TooDeep));
             assert!(persisted.is_empty());
         }
     }
     // Nesting up to the limit is still parsed.
-    let doc = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
+    let doc = format!(
+        "{{\"a\":{}1{}}}",
+        "[".repeat(MAX_DEPTH - 1),
+        "]".repeat(MAX_DEPTH - 1)
+    );
     assert!(authpi_idp::json::parse_object(doc.as_bytes()).is_ok());
 }
 
@@ -351,8 +375,12 @@ fn limits_many_members_are_parsed_and_duplicates_found_anywhere() {
         Err(authpi_idp::json::JsonError::DuplicateMember("m7".into()))
     );
     // Many members in a token response: refused for what it lacks, not for its size.
-    let (agent, _) = exchange_with_body(doc.into_bytes());
-    assert!(agent.is_err());
+    let (agent, persisted) = exchange_with_body(doc.into_bytes());
+    assert_eq!(
+        agent.unwrap_err(),
+        token_json_error(JsonError::Missing("token_type"))
+    );
+    assert!(persisted.is_empty());
 }
 
 #[test]

@@ -31,11 +31,19 @@ fuzz_target!(|data: &[u8]| {
         let _ = (k.kid(), k.algorithm(), k.to_json());
         let _ = format!("{k:?}");
     }
-    // Serde round trip (serverless users persist key sets).
+    // Serde round trip (serverless users persist key sets; a stored set names its provider).
+    let keys = keys.bind(
+        "https://idp.example.com/i_fuzz",
+        "https://idp.example.com/i_fuzz/jwks.json",
+    );
     let json = serde_json::to_vec(&keys).unwrap_or_default();
     let back: KeySet = serde_json::from_slice(&json)
         .unwrap_or_else(|e| panic!("a parsed key set does not round-trip: {e}"));
     assert_eq!(back.len(), keys.len());
+    assert_eq!(
+        (back.issuer(), back.jwks_uri()),
+        (keys.issuer(), keys.jwks_uri())
+    );
 
     // Verification of the real ID token and a fuzz-key token under this key set.
     let real = serde_json::from_slice::<serde_json::Value>(fixtures::TOKEN)

@@ -12,8 +12,13 @@
 //!   key drawn from the OS RNG, which the core must not use. So a JWK whose point is not on the
 //!   curve is kept, and every signature checked against it fails with
 //!   [`JoseError::InvalidSignature`](super::JoseError::InvalidSignature).
-//! - Ed25519: `x` must be exactly 32 bytes; ring decodes the point at verification time and
-//!   rejects a non-canonical `S` (`S >= L`).
+//! - Ed25519 (strict, RFC 8032 §5.1.7 and DESIGN §5): `x` must be exactly 32 bytes, its `y`
+//!   coordinate (the encoding with the sign bit cleared) must be canonical (`y < p`), and the
+//!   point must not be one of the eight points of small order (nor the two non-canonical
+//!   "negative zero" encodings of `x = 0`). A small-order key makes one fixed signature valid for
+//!   every message, and ring does not refuse such keys itself, so they are refused here, when
+//!   the JWKS is read. ring decodes the point at verification time and rejects a non-canonical
+//!   signature `S` (`S >= L`); a test pins that.
 //! - RSA: the modulus (leading zero bytes tolerated and stripped) must have 2048 to 8192 bits and
 //!   be odd; the exponent must be odd and in `3..2^33`. These are the same limits ring enforces
 //!   at verification time, checked up front so that such a key is skipped at JWKS parse time.
@@ -84,10 +89,10 @@ impl PublicKey {
         Some(PublicKey::P256(point))
     }
 
-    /// An Ed25519 key; `None` unless exactly 32 bytes.
+    /// An Ed25519 key; `None` unless exactly 32 bytes, canonical and not of small order.
     pub(crate) fn ed25519(x: &[u8]) -> Option<PublicKey> {
         let x: [u8; 32] = x.try_into().ok()?;
-        Some(PublicKey::Ed25519(x))
+        ed25519_is_strict(&x).then_some(PublicKey::Ed25519(x))
     }
 
     /// An RSA key; `None` when the modulus or the exponent is outside the accepted range.
@@ -158,6 +163,58 @@ pub(crate) fn verify(alg: Algorithm, key: &PublicKey, msg: &[u8], sig: &[u8]) ->
             .is_ok(),
         _ => false,
     }
+}
+
+/// The field prime `p = 2^255 - 19`, little-endian.
+const ED25519_P: [u8; 32] = [
+    0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+];
+
+/// The `y` coordinates (little-endian, sign bit cleared) of the eight Ed25519 points of small
+/// order: `y = 0` (order 4, both signs of `x`), `y = 1` (the identity), `y = p - 1` (order 2),
+/// and the two `y` of the four points of order 8 (both signs each). The same list as
+/// libsodium's `crypto_core_ed25519_is_valid_point` blocklist.
+const ED25519_SMALL_ORDER_Y: [[u8; 32]; 5] = [
+    [0; 32],
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+];
+
+/// Whether an encoded Ed25519 public key is canonical (`y < p`) and not of small order. (The
+/// only other non-canonical encodings, `x = 0` with the sign bit set, have `y = ±1` and are
+/// caught by the small-order list, which ignores the sign bit.) Whether the point is on the
+/// curve at all is left to ring, which fails every verification with a key that is not.
+fn ed25519_is_strict(encoded: &[u8; 32]) -> bool {
+    let mut y = *encoded;
+    if let Some(last) = y.last_mut() {
+        *last &= 0x7f;
+    }
+    // Little-endian comparison y < p, from the most significant byte.
+    let below_p = y
+        .iter()
+        .rev()
+        .zip(ED25519_P.iter().rev())
+        .find(|(a, b)| a != b)
+        .is_some_and(|(a, b)| a < b);
+    below_p && !ED25519_SMALL_ORDER_Y.contains(&y)
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -232,5 +289,77 @@ mod tests {
         let key = PublicKey::ed25519(&[1; 32]).unwrap();
         assert!(!verify(Algorithm::Es256, &key, b"m", &[0; 64]));
         assert!(!verify(Algorithm::Rs256, &key, b"m", &[0; 64]));
+    }
+
+    fn hex32(h: &str) -> [u8; 32] {
+        let bytes: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        bytes.try_into().unwrap()
+    }
+
+    /// The eight Ed25519 points of small order, as listed in the literature (e.g. "Taming the
+    /// many EdDSAs", Brendel et al. 2020, Table 6; libsodium's blocklist), encoded: none is
+    /// accepted as a JWKS key. So are the non-canonical encodings (`y >= p`, and `x = 0` with
+    /// the sign bit set).
+    #[test]
+    fn ed25519_small_order_and_non_canonical_keys_are_refused() {
+        let small_order = [
+            // identity (order 1)
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            // order 2: y = p - 1
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            // order 4: y = 0, both signs of x
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000000000000000080",
+            // order 8: two y values, both signs of x
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+        ];
+        let non_canonical = [
+            // y = p, p + 1, p + 18 = 2^255 - 1 (the last with either sign bit)
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            // x = 0 with the sign bit set ("negative zero") for y = 1 and y = p - 1
+            "0100000000000000000000000000000000000000000000000000000000000080",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        ];
+        for h in small_order.iter().chain(&non_canonical) {
+            assert_eq!(PublicKey::ed25519(&hex32(h)), None, "{h}");
+        }
+        // The largest canonical y (p - 2) is not refused by these rules, nor is a real key.
+        let edge = hex32("ebffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+        assert!(PublicKey::ed25519(&edge).is_some());
+        let key = super::super::test_keys::TestKey::generate(Algorithm::EdDsa, None);
+        let x = crate::jose::b64_decode(key.jwk()["x"].as_str().unwrap()).unwrap();
+        assert!(PublicKey::ed25519(&x).is_some());
+    }
+
+    /// RFC 8032 §5.1.7: `S` must be below the group order `L`; ring must refuse `S + L`, which
+    /// would verify under a lax verifier (it is the same scalar mod L).
+    #[test]
+    fn ed25519_non_canonical_signature_is_refused() {
+        // L = 2^252 + 27742317777372353535851937790883648493, little-endian.
+        let l = hex32("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
+        let key = super::super::test_keys::TestKey::generate(Algorithm::EdDsa, None);
+        let x = crate::jose::b64_decode(key.jwk()["x"].as_str().unwrap()).unwrap();
+        let public = PublicKey::ed25519(&x).unwrap();
+        let sig = key.sign_raw(b"message");
+        assert!(verify(Algorithm::EdDsa, &public, b"message", &sig));
+        // S' = S + L (S < L < 2^253, so S + L < 2^254 still fits in 32 bytes).
+        let mut malleated = sig.clone();
+        let mut carry = 0u16;
+        for (b, l) in malleated[32..].iter_mut().zip(l) {
+            let sum = u16::from(*b) + u16::from(l) + carry;
+            *b = (sum & 0xff) as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0);
+        assert_ne!(malleated, sig);
+        assert!(!verify(Algorithm::EdDsa, &public, b"message", &malleated));
     }
 }

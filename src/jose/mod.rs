@@ -314,6 +314,21 @@ impl<'a> Jws<'a> {
         self.signing_input
     }
 
+    /// The checks that need no key: `alg ∈ allowed`, and the signature length of ES256 and
+    /// EdDSA (exactly 64 bytes). [`verify`](Self::verify) makes them too; a caller runs them
+    /// first when a JWKS request may come before `verify`, so that a token failing them never
+    /// causes one.
+    pub fn precheck(&self, allowed: AlgorithmSet) -> Result<(), JoseError> {
+        let alg = self.header.alg;
+        if !allowed.contains(alg) {
+            return Err(JoseError::AlgorithmNotAllowed(alg));
+        }
+        if matches!(alg, Algorithm::Es256 | Algorithm::EdDsa) && self.signature.len() != 64 {
+            return Err(JoseError::SignatureLength);
+        }
+        Ok(())
+    }
+
     /// Checks `alg ∈ allowed`, the signature length, selects the key (see
     /// [`KeySet::select`](crate::jwks::KeySet::select)) and verifies the signature.
     ///
@@ -324,13 +339,8 @@ impl<'a> Jws<'a> {
         keys: &crate::jwks::KeySet,
         allowed: AlgorithmSet,
     ) -> Result<(), JoseError> {
+        self.precheck(allowed)?;
         let alg = self.header.alg;
-        if !allowed.contains(alg) {
-            return Err(JoseError::AlgorithmNotAllowed(alg));
-        }
-        if matches!(alg, Algorithm::Es256 | Algorithm::EdDsa) && self.signature.len() != 64 {
-            return Err(JoseError::SignatureLength);
-        }
         let key = keys.select(&self.header)?;
         if self.signature.len() != key.public_key().signature_len() {
             return Err(JoseError::SignatureLength);

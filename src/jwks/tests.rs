@@ -408,6 +408,43 @@ fn unusable_keys_do_not_hide_usable_ones() {
         .unwrap();
 }
 
+/// DESIGN §5: Ed25519 keys of small order or with a non-canonical encoding are skipped when the
+/// JWKS is read (a small-order key makes one fixed signature valid for every message).
+#[test]
+fn ed25519_small_order_and_non_canonical_keys_are_skipped() {
+    let good = TestKey::generate(Algorithm::EdDsa, Some("good")).jwk();
+    let mut bad_keys = Vec::new();
+    // The identity point, y = 0 (order 4), an order-8 point, and y = p (non-canonical).
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let order8: Vec<u8> = (0..32)
+        .map(|i| {
+            u8::from_str_radix(
+                &"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"
+                    [2 * i..2 * i + 2],
+                16,
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut p = [0xffu8; 32];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    for (kid, x) in [
+        ("identity", identity.to_vec()),
+        ("zero", vec![0; 32]),
+        ("order8", order8),
+        ("p", p.to_vec()),
+    ] {
+        bad_keys.push(json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64(&x)}));
+    }
+    let mut doc = bad_keys.clone();
+    doc.push(good);
+    let keys = parse(&json!({ "keys": doc }));
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys.iter().next().unwrap().kid(), Some("good"));
+}
+
 #[test]
 fn rsa_1024_is_skipped_and_2048_kept() {
     let rsa1024: Value = serde_json::from_str(RSA1024_JWK).unwrap();
@@ -588,9 +625,13 @@ fn freshness_and_refetch_boundaries() {
     assert!(!keys.may_refetch(at(REFETCH_COOLDOWN - 1)));
     assert!(keys.may_refetch(at(REFETCH_COOLDOWN)));
     assert!(keys.may_refetch(at(10_000)));
-    // A clock that went backwards: still fresh, no refetch.
-    assert!(keys.is_fresh(T0.minus(10)));
-    assert!(!keys.may_refetch(T0.minus(10)));
+    // A fetch time in the future (a clock that went backwards, a tampered cache) counts as
+    // never fetched: not fresh, refetch allowed.
+    assert!(!keys.is_fresh(T0.minus(10)));
+    assert!(keys.may_refetch(T0.minus(10)));
+    let far = KeySet::from_json(br#"{"keys":[]}"#, UnixTime(u64::MAX / 2), 600).unwrap();
+    assert!(!far.is_fresh(T0));
+    assert!(far.may_refetch(T0));
     // Near the end of time nothing overflows.
     let late = KeySet::from_json(br#"{"keys":[]}"#, UnixTime(u64::MAX - 5), 600).unwrap();
     assert!(late.is_fresh(UnixTime(u64::MAX - 1)));
@@ -605,21 +646,77 @@ fn freshness_and_refetch_boundaries() {
     assert!(never.may_refetch(T0));
 }
 
+/// DESIGN §4: the cooldown counts fetch *attempts*: a failed refetch starts it again.
+#[test]
+fn failed_attempt_starts_the_cooldown() {
+    let keys = KeySet::from_json(br#"{"keys":[]}"#, T0, 3600).unwrap();
+    let later = T0.plus(1000);
+    assert!(keys.may_refetch(later));
+    let attempted = keys.with_attempt(later);
+    assert_eq!(attempted.attempted_at(), Some(later));
+    assert_eq!(attempted.fetched_at(), Some(T0));
+    assert!(!attempted.may_refetch(later));
+    assert!(!attempted.may_refetch(later.plus(REFETCH_COOLDOWN - 1)));
+    assert!(attempted.may_refetch(later.plus(REFETCH_COOLDOWN)));
+    // A never-fetched set that failed its first fetch waits too.
+    let cold = KeySet::empty().with_attempt(T0);
+    assert!(!cold.may_refetch(T0.plus(59)) && cold.may_refetch(T0.plus(60)));
+    assert!(!cold.is_fresh(T0));
+    // An attempt in the future counts as none.
+    assert!(keys.with_attempt(UnixTime(u64::MAX)).may_refetch(later));
+}
+
+const ISSUER: &str = "https://idp.test/i_a";
+const JWKS_URI: &str = "https://idp.test/i_a/jwks.json";
+
+#[test]
+fn binding_to_a_provider() {
+    let keys = parse(&json!({"keys": [es256_jwk()]}));
+    // Unbound (built in code): usable for any provider.
+    assert_eq!((keys.issuer(), keys.jwks_uri()), (None, None));
+    keys.check_provider(ISSUER, JWKS_URI).unwrap();
+    let bound = keys.bind(ISSUER, JWKS_URI);
+    assert_eq!(
+        (bound.issuer(), bound.jwks_uri()),
+        (Some(ISSUER), Some(JWKS_URI))
+    );
+    assert_eq!(bound.len(), 1);
+    bound.check_provider(ISSUER, JWKS_URI).unwrap();
+    for (iss, uri) in [
+        ("https://idp.test/i_b", JWKS_URI),
+        (ISSUER, "https://idp.test/i_b/jwks.json"),
+        ("https://idp.test/i_a/", JWKS_URI),
+    ] {
+        assert_eq!(
+            bound.check_provider(iss, uri),
+            Err(JwksError::ForeignProvider),
+            "{iss} {uri}"
+        );
+    }
+}
+
 #[test]
 fn serde_round_trip() {
     let ec = TestKey::generate(Algorithm::Es256, Some("ec"));
     let ed = TestKey::generate(Algorithm::EdDsa, Some("ed"));
     let rsa = TestKey::generate(Algorithm::Ps256, Some("rsa"));
     let doc = json!({"keys": [ec.jwk(), {"kty": "oct", "k": "c2VjcmV0"}, ed.jwk(), rsa.jwk()]});
-    let keys = KeySet::from_json(doc.to_string().as_bytes(), T0, 900).unwrap();
+    let keys = KeySet::from_json(doc.to_string().as_bytes(), T0, 900)
+        .unwrap()
+        .bind(ISSUER, JWKS_URI)
+        .with_attempt(T0.plus(5));
     let stored = serde_json::to_value(&keys).unwrap();
     assert_eq!(
         stored,
-        json!({"keys": [ec.jwk(), ed.jwk(), rsa.jwk()], "fetched_at": T0.0, "max_age": 900})
+        json!({"keys": [ec.jwk(), ed.jwk(), rsa.jwk()], "fetched_at": T0.0, "max_age": 900,
+               "attempted_at": T0.0 + 5, "issuer": ISSUER, "jwks_uri": JWKS_URI})
     );
     let back: KeySet = serde_json::from_value(stored.clone()).unwrap();
     assert_eq!(back.len(), 3);
     assert_eq!(back.fetched_at(), Some(T0));
+    assert_eq!(back.attempted_at(), Some(T0.plus(5)));
+    assert_eq!(back.issuer(), Some(ISSUER));
+    assert_eq!(back.jwks_uri(), Some(JWKS_URI));
     assert_eq!(back.max_age(), 900);
     assert_eq!(serde_json::to_value(&back).unwrap(), stored);
     for key in [&ec, &ed, &rsa] {
@@ -633,11 +730,20 @@ fn serde_round_trip() {
     let empty = serde_json::to_value(KeySet::empty()).unwrap();
     assert_eq!(
         empty,
-        json!({"keys": [], "fetched_at": null, "max_age": DEFAULT_MAX_AGE})
+        json!({"keys": [], "fetched_at": null, "max_age": DEFAULT_MAX_AGE,
+               "attempted_at": null, "issuer": null, "jwks_uri": null})
     );
     let back: KeySet = serde_json::from_value(empty).unwrap();
     assert_eq!(back.fetched_at(), None);
     assert!(back.may_refetch(T0));
+    // A stored set that was fetched must name its provider (an older export, or a misfiled
+    // file, is refused instead of being trusted for every provider).
+    let unbound =
+        serde_json::to_value(KeySet::from_json(doc.to_string().as_bytes(), T0, 900).unwrap())
+            .unwrap();
+    assert!(serde_json::from_value::<KeySet>(unbound).is_err());
+    let half = json!({"keys": [], "fetched_at": 5, "max_age": 300, "issuer": ISSUER});
+    assert!(serde_json::from_value::<KeySet>(half).is_err());
 }
 
 #[test]
@@ -645,7 +751,8 @@ fn deserializing_revalidates_keys_and_clamps() {
     let good = es256_jwk();
     let mut private = good.clone();
     private["d"] = json!(b64(&[1; 32]));
-    let stored = json!({"keys": [private, good], "fetched_at": 5, "max_age": 1});
+    let stored = json!({"keys": [private, good], "fetched_at": 5, "max_age": 1,
+                        "issuer": ISSUER, "jwks_uri": JWKS_URI});
     let keys: KeySet = serde_json::from_value(stored).unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys.max_age(), MIN_MAX_AGE);

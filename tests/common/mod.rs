@@ -125,9 +125,19 @@ pub fn copy_request(req: &http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
 /// Drives an operation to its end with `transport`, recording every step. A `Persist` or
 /// `KeysRefreshed` is recorded and the loop goes on, as a real driver would.
 pub fn drive<O: Operation>(
-    mut op: O,
+    op: O,
     now: UnixTime,
     mut transport: impl FnMut(http::Request<Vec<u8>>) -> http::Response<Vec<u8>>,
+) -> (Result<O::Output, Error>, Trace) {
+    drive_fallible(op, now, |req| Some(transport(req)))
+}
+
+/// [`drive`] with a transport that may fail: `None` means the request got no response, and
+/// the driver calls `handle_transport_error` and keeps polling, as the drivers do.
+pub fn drive_fallible<O: Operation>(
+    mut op: O,
+    now: UnixTime,
+    mut transport: impl FnMut(http::Request<Vec<u8>>) -> Option<http::Response<Vec<u8>>>,
 ) -> (Result<O::Output, Error>, Trace) {
     let mut trace = Trace::default();
     for _ in 0..32 {
@@ -142,7 +152,10 @@ pub fn drive<O: Operation>(
                     headers: out.request.headers().clone(),
                     body: out.request.body().clone(),
                 });
-                op.handle_response(transport(out.request));
+                match transport(out.request) {
+                    Some(response) => op.handle_response(response),
+                    None => op.handle_transport_error(),
+                }
             }
             Ok(Step::Persist(tokens)) => {
                 trace.events.push(Event::Persist);
@@ -201,6 +214,29 @@ impl Env {
         let now = self.now;
         let idp = &mut self.idp;
         let (res, trace) = drive(op, UnixTime(now), |req| idp.handle(req, now));
+        if let Some(k) = trace.keys.last() {
+            self.keys = k.clone();
+        }
+        (res, trace)
+    }
+
+    /// [`Env::run`], except that requests of kind `fail` get no response (a transport error).
+    pub fn run_failing<O: Operation>(
+        &mut self,
+        op: O,
+        fail: RequestKind,
+    ) -> (Result<O::Output, Error>, Trace) {
+        let now = self.now;
+        let idp = &mut self.idp;
+        let (res, trace) = drive_fallible(op, UnixTime(now), |req| {
+            let path = req.uri().path().to_owned();
+            let is_fail = match fail {
+                RequestKind::Jwks => path.ends_with("/jwks.json"),
+                RequestKind::UserInfo => path.ends_with("/userinfo"),
+                _ => path.ends_with("/token"),
+            };
+            (!is_fail).then(|| idp.handle(req, now))
+        });
         if let Some(k) = trace.keys.last() {
             self.keys = k.clone();
         }

@@ -303,10 +303,13 @@ impl<T: Transport> AsyncClient<T> {
         code_verifier: &str,
         resources: Option<&[String]>,
     ) -> Result<Agent, Error> {
-        let op = self
-            .inner
-            .client
-            .exchange_code(code, code_verifier, resources, &self.keys())?;
+        let op = self.inner.client.exchange_code(
+            code,
+            code_verifier,
+            resources,
+            authpi_idp::NonceCheck::DangerousSkip,
+            &self.keys(),
+        )?;
         self.run(op).await
     }
 

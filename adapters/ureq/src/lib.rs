@@ -315,11 +315,13 @@ impl IdpClientSync {
         resources: Option<&[String]>,
     ) -> Result<Agent, Error> {
         let keys = self.keys();
-        self.run(
-            self.inner
-                .client
-                .exchange_code(code, code_verifier, resources, &keys)?,
-        )
+        self.run(self.inner.client.exchange_code(
+            code,
+            code_verifier,
+            resources,
+            authpi_idp::NonceCheck::DangerousSkip,
+            &keys,
+        )?)
     }
 
     /// Rebuilds the agent of a stored token set, refreshing (single-flight) when due.

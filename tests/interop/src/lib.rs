@@ -3,7 +3,9 @@
 //! ([`Browser`]), and [`Adapter`], the behaviour suite's [`Api`] plus access to the key cache.
 //!
 //! The provider is `tests/interop/provider.mjs` (see the README next to it). It needs Node.js
-//! and `npm ci --prefix tests/interop`; without them every test fails loudly (never skips).
+//! and npm: the first test that needs the provider runs `npm ci --prefix tests/interop` itself
+//! (once, under a lock file shared by test binaries running in parallel). Without Node.js every
+//! test fails loudly (never skips).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -215,12 +217,12 @@ impl Provider {
 
 impl Drop for Provider {
     fn drop(&mut self) {
-        if let Ok(mut guard) = self.child.lock() {
-            if let Some((mut child, stdin)) = guard.take() {
-                drop(stdin);
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        if let Ok(mut guard) = self.child.lock()
+            && let Some((mut child, stdin)) = guard.take()
+        {
+            drop(stdin);
+            let _ = child.kill();
+            let _ = child.wait();
         }
         if let Ok(files) = self.keys_files.lock() {
             for f in files.iter() {
@@ -230,46 +232,100 @@ impl Drop for Provider {
     }
 }
 
-/// `Err` (saying what to run) when `dir` has no installed `oidc-provider`.
+/// Written into `node_modules` once an install from the current `package-lock.json` completed:
+/// its content is a hash of that lock file. `npm ci` deletes `node_modules` first, so a missing
+/// or different marker means "not (completely) installed from this lock file".
+const INSTALLED_MARKER: &str = ".authpi-interop-installed";
+/// The lock file (next to `package.json`) that serializes installs across processes.
+const INSTALL_LOCK: &str = ".npm-install.lock";
+
+/// A hash of `dir/package-lock.json`, the content of [`INSTALLED_MARKER`].
+fn lock_file_hash(dir: &Path) -> Result<String, String> {
+    use std::hash::{Hash, Hasher};
+    let lock = std::fs::read(dir.join("package-lock.json")).map_err(|e| {
+        format!(
+            "interop: cannot read {}/package-lock.json: {e}",
+            dir.display()
+        )
+    })?;
+    // SipHash with fixed keys: the same bytes give the same value in every process.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    lock.hash(&mut h);
+    Ok(format!("{:016x} {}", h.finish(), lock.len()))
+}
+
+/// `Err` (saying what to run) when `dir` has no complete install of the provider's packages
+/// from its current `package-lock.json`.
 fn check_node_modules(dir: &Path) -> Result<(), String> {
-    if dir.join("node_modules").join("oidc-provider").is_dir() {
+    let modules = dir.join("node_modules");
+    let marker = std::fs::read_to_string(modules.join(INSTALLED_MARKER)).unwrap_or_default();
+    if modules.join("oidc-provider").join("package.json").is_file()
+        && lock_file_hash(dir).is_ok_and(|h| h == marker)
+    {
         return Ok(());
     }
     Err(format!(
-        "interop: {}/node_modules/oidc-provider is missing; run `npm ci --prefix tests/interop` \
-         (from the repository root) before `cargo test`",
+        "interop: {}/node_modules is not installed from package-lock.json; the tests run \
+         `npm ci --prefix tests/interop` (from the repository root) themselves when they first \
+         need the provider",
         dir.display()
     ))
 }
 
+/// `npm ci` in `dir` (from the committed lock file).
+fn npm_ci(dir: &Path) -> Result<(), String> {
+    eprintln!("interop: installing tests/interop's npm packages (npm ci)…");
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("interop: cannot run `npm` ({e}); install Node.js (>= 20) and npm"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "interop: `npm ci --prefix tests/interop` failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
 /// Installs the provider's npm packages from the committed lock file when they are missing, so
-/// that `cargo test --workspace` works on a fresh clone (CI runs `npm ci` itself beforehand).
-/// Runs at most once per test binary; concurrent callers wait for it.
+/// that `cargo test --workspace` works on a fresh clone with nothing pre-installed. Runs at
+/// most once per test binary; see [`install_locked`] for test binaries running in parallel.
 fn ensure_node_modules(dir: &Path) -> Result<(), String> {
     static INSTALL: OnceLock<Result<(), String>> = OnceLock::new();
-    if check_node_modules(dir).is_ok() {
-        return Ok(());
-    }
-    INSTALL
-        .get_or_init(|| {
-            eprintln!("interop: installing tests/interop's npm packages (npm ci)…");
-            let out = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-                .arg(dir)
-                .output()
-                .map_err(|e| {
-                    format!("interop: cannot run `npm` ({e}); install Node.js (>= 20) and npm")
-                })?;
-            if !out.status.success() {
-                return Err(format!(
-                    "interop: `npm ci --prefix tests/interop` failed ({}):\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            check_node_modules(dir)
-        })
-        .clone()
+    INSTALL.get_or_init(|| install_locked(dir, npm_ci)).clone()
+}
+
+/// Checks and (when needed) installs under an exclusive lock on `dir/.npm-install.lock`, held
+/// across the check, `install` and the marker write: a process (or thread) that finds the lock
+/// taken waits, then sees the finished install and does not run `install` again. It never looks
+/// at `node_modules` while another process's `npm ci` is rewriting it. The lock is the kernel's
+/// (released when the holder exits, even by a crash), so no stale lock can block a later run.
+fn install_locked(dir: &Path, install: impl Fn(&Path) -> Result<(), String>) -> Result<(), String> {
+    let lock_path = dir.join(INSTALL_LOCK);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("interop: cannot open {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("interop: cannot lock {}: {e}", lock_path.display()))?;
+    let result = (|| {
+        if check_node_modules(dir).is_ok() {
+            return Ok(());
+        }
+        install(dir)?;
+        let marker = dir.join("node_modules").join(INSTALLED_MARKER);
+        std::fs::write(&marker, lock_file_hash(dir)?)
+            .map_err(|e| format!("interop: cannot write {}: {e}", marker.display()))?;
+        check_node_modules(dir)
+    })();
+    let _ = lock.unlock();
+    result
 }
 
 /// Starts one provider process; `Err` carries a loud explanation with the provider's stderr.
@@ -703,7 +759,74 @@ mod tests {
         let err = check_node_modules(&empty).unwrap_err();
         assert!(err.contains("npm ci --prefix tests/interop"), "{err}");
         std::fs::remove_dir(&empty).unwrap();
+        // On a fresh clone nothing is installed yet: the harness installs it itself.
+        ensure_node_modules(&interop_dir()).unwrap();
         check_node_modules(&interop_dir()).unwrap();
+    }
+
+    /// Test binaries run in parallel (and threads within one): exactly one install happens, no
+    /// caller sees `node_modules` before it is complete, and a changed lock file reinstalls.
+    #[test]
+    fn concurrent_installs_run_npm_once() {
+        use std::sync::atomic::AtomicBool;
+        let dir = std::env::temp_dir().join(format!(
+            "authpi-interop-install-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("package-lock.json"), "{\"v\":1}").unwrap();
+        let installs = Arc::new(AtomicUsize::new(0));
+        let running = Arc::new(AtomicBool::new(false));
+        let fake_npm_ci = {
+            let (installs, running) = (Arc::clone(&installs), Arc::clone(&running));
+            move |d: &Path| -> Result<(), String> {
+                assert!(
+                    !running.swap(true, Ordering::SeqCst),
+                    "two installs at once"
+                );
+                installs.fetch_add(1, Ordering::SeqCst);
+                // Like npm ci: remove, then rebuild slowly.
+                let _ = std::fs::remove_dir_all(d.join("node_modules"));
+                std::thread::sleep(Duration::from_millis(100));
+                let pkg = d.join("node_modules").join("oidc-provider");
+                std::fs::create_dir_all(&pkg).unwrap();
+                std::fs::write(pkg.join("package.json"), "{}").unwrap();
+                running.store(false, Ordering::SeqCst);
+                Ok(())
+            }
+        };
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (dir, f) = (dir.clone(), fake_npm_ci.clone());
+                std::thread::spawn(move || {
+                    install_locked(&dir, &f).unwrap();
+                    // Whoever returns sees a complete install.
+                    check_node_modules(&dir).unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(installs.load(Ordering::SeqCst), 1);
+        install_locked(&dir, &fake_npm_ci).unwrap();
+        assert_eq!(
+            installs.load(Ordering::SeqCst),
+            1,
+            "installed: nothing to do"
+        );
+        std::fs::write(dir.join("package-lock.json"), "{\"v\":2}").unwrap();
+        install_locked(&dir, &fake_npm_ci).unwrap();
+        assert_eq!(
+            installs.load(Ordering::SeqCst),
+            2,
+            "a new lock file reinstalls"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

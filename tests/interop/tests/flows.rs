@@ -512,6 +512,14 @@ async fn stored_sessions<A: Adapter>() {
 
     let mut bare = a.tokens().clone();
     bare.id_token = None;
+    // A refresh token with neither an ID token nor a subject_hint pins no subject: refused
+    // (issue #11, key cache 8). With the subject pinned, UserInfo's sub is checked against it.
+    let err = api
+        .create_agent(bare.clone(), Hooks::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_token_set", "{err:?}");
+    bare.subject_hint = Some("usr_alice".into());
     let hydrated = api.create_agent(bare, Hooks::default()).await.unwrap();
     assert_eq!(hydrated.id(), "usr_alice");
     assert_eq!(hydrated.email(), Some("alice@example.com"));
