@@ -438,6 +438,18 @@ impl DevicePoll {
     }
 }
 
+impl DevicePoll {
+    /// The request of the last [`DeviceStep::Send`] got no response (connection error,
+    /// timeout, size cap): call it instead of [`Self::handle_response`], then keep polling; the
+    /// next `poll` answers [`Error::NoResponse`] (a driver reports its own transport error).
+    pub fn handle_transport_error(&mut self) {
+        match &mut self.state {
+            PollState::Exchanging { exchange, .. } => exchange.handle_transport_error(),
+            _ => self.state = PollState::Finished,
+        }
+    }
+}
+
 enum Pending {
     Wait,
     SlowDown,
@@ -829,15 +841,29 @@ mod tests {
         poll.handle_response(token_response(&issuer, "someone_else", NOW));
         assert_eq!(poll.poll(NOW).unwrap_err().code(), "invalid_id_token");
 
-        // Signed by a key the provider does not publish (the keys were fetched just now, so the
-        // code exchange's cooldown allows no refetch): refused.
+        // Signed by a key the provider does not publish: one JWKS refetch (as for a code
+        // exchange), then refused.
         let stranger = Issuer::authpi_demo("https://elsewhere.example")
             .build()
             .unwrap();
         let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
         expect_send(poll.poll(NOW).unwrap());
         poll.handle_response(token_response(&stranger, "cli", NOW));
-        assert_eq!(poll.poll(NOW).unwrap_err().code(), "invalid_id_token");
+        let mut refetches = 0;
+        let err = loop {
+            match poll.poll(NOW) {
+                Err(e) => break e,
+                Ok(DeviceStep::Send(out)) => {
+                    assert_eq!(out.kind, RequestKind::Jwks);
+                    refetches += 1;
+                    poll.handle_response(response(200, &issuer.jwks()));
+                }
+                Ok(DeviceStep::KeysRefreshed(_)) => {}
+                Ok(other) => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(err.code(), "invalid_id_token");
+        assert!(refetches <= 1, "{refetches} JWKS refetches");
 
         // No ID token at all: refused.
         let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
@@ -870,6 +896,20 @@ mod tests {
         );
         poll.handle_response(token_response(&issuer, "cli", t));
         assert!(matches!(poll.poll(t).unwrap(), DeviceStep::Done(_)));
+    }
+
+    #[test]
+    fn a_poll_without_a_response_is_no_response() {
+        let issuer = signer();
+        let mut poll = DevicePoll::new(&client(), &parsed(), &keys(&issuer), NOW);
+        expect_send(poll.poll(NOW).unwrap());
+        poll.handle_transport_error();
+        assert!(matches!(
+            poll.poll(NOW),
+            Err(Error::NoResponse {
+                endpoint: Endpoint::Token
+            })
+        ));
     }
 
     #[test]

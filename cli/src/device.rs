@@ -19,8 +19,18 @@ pub fn login(ctx: Ctx, net: &mut Net, scopes: &[String], timeout: u64) -> Result
     announce(ctx, &auth)?;
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let mut poll = DevicePoll::new(&net.client, &auth, &net.keys, now());
+    let mut transport_error: Option<CliError> = None;
     loop {
-        match poll.poll(now())? {
+        let step = match poll.poll(now()) {
+            Ok(step) => step,
+            Err(authpi_idp::Error::NoResponse { .. }) if transport_error.is_some() => {
+                return Err(transport_error
+                    .take()
+                    .unwrap_or_else(|| CliError::Io("no response from the provider".into())));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match step {
             DeviceStep::Wait { until } => {
                 if Instant::now() >= deadline {
                     return Err(CliError::Io(
@@ -34,8 +44,15 @@ pub fn login(ctx: Ctx, net: &mut Net, scopes: &[String], timeout: u64) -> Result
             }
             DeviceStep::Send(out) => {
                 let kind = format!("{:?}", out.kind).to_lowercase();
-                let response = net.http.send(&kind, out.request)?;
-                poll.handle_response(response);
+                match net.http.send(&kind, out.request) {
+                    Ok(response) => poll.handle_response(response),
+                    Err(e) => {
+                        // The core decides what a missing response means; its `NoResponse`
+                        // is then replaced by this, more precise, error.
+                        transport_error = Some(e);
+                        poll.handle_transport_error();
+                    }
+                }
             }
             DeviceStep::KeysRefreshed(keys) => {
                 net.keys = keys;

@@ -192,12 +192,28 @@ fn drive<O: Operation>(
     persist: &mut dyn FnMut(TokenSet) -> Result<(), CliError>,
     mut keys: Option<&mut Option<KeySet>>,
 ) -> Result<O::Output, CliError> {
+    // A request without a response is reported to the operation, which decides (a rotated
+    // token set may still have to be persisted); its own `NoResponse` is then replaced by the
+    // transport's more precise error.
+    let mut transport_error: Option<CliError> = None;
     loop {
-        match op.poll(now())? {
-            Step::Send(out) => {
-                let response = http.send_outgoing(out)?;
-                op.handle_response(response);
+        let step = match op.poll(now()) {
+            Ok(step) => step,
+            Err(authpi_idp::Error::NoResponse { .. }) if transport_error.is_some() => {
+                return Err(transport_error
+                    .take()
+                    .unwrap_or_else(|| CliError::Io("no response from the provider".into())));
             }
+            Err(e) => return Err(e.into()),
+        };
+        match step {
+            Step::Send(out) => match http.send_outgoing(out) {
+                Ok(response) => op.handle_response(response),
+                Err(e) => {
+                    transport_error = Some(e);
+                    op.handle_transport_error();
+                }
+            },
             Step::Persist(tokens) => persist(tokens)?,
             Step::KeysRefreshed(k) => {
                 if let Some(slot) = keys.as_deref_mut() {
