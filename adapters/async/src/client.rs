@@ -1,15 +1,14 @@
 //! [`AsyncClient`]: the client surface of the Python SDK's `IdpClient`, over any transport.
 
-use crate::driver::{Action, Driver, FlightOptions, SessionStart, Shared};
+use crate::driver::{Action, Discovery, Driver, FlightOptions, SessionStart, Shared};
 use crate::error::{BoxError, Error, TransportError};
 use crate::{
     DEFAULT_REFRESH_GRACE, DefaultTransport, Spawn, Task, Transport, TransportOptions, os_rng,
-    system_now,
 };
 use authpi_idp::flow::Discovered;
 use authpi_idp::{
     AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, CallbackInput, Client, Config,
-    Introspection, KeySet, LogoutRequest, Operation, Step, TokenSet, TokenTypeHint, UserInfo,
+    Introspection, KeySet, LogoutRequest, Operation, TokenSet, TokenTypeHint, UserInfo,
 };
 use std::fmt;
 use std::future::Future;
@@ -22,18 +21,26 @@ pub type OnRefresh = Arc<
     dyn Fn(TokenSet) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync,
 >;
 
+/// The blocking client's `on_refresh` (`authpi-idp-ureq`): store the rotated token set.
+pub type BlockingOnRefresh = Arc<dyn Fn(TokenSet) -> Result<(), BoxError> + Send + Sync>;
+
 /// Called when fresh tokens could not be obtained or persisted.
 pub type OnRefreshError = Arc<dyn Fn(&Error) + Send + Sync>;
 
-/// Options of [`AsyncClient::create_agent`] and [`AsyncClient::refresh`].
-#[derive(Clone, Default)]
+/// Options of `create_agent` and `refresh`, written once for both clients: `R` is the
+/// `on_refresh` callback, [`OnRefresh`] (async, [`CreateAgentOptions`]) or
+/// [`BlockingOnRefresh`] ([`BlockingCreateAgentOptions`]).
+#[derive(Clone)]
 #[non_exhaustive]
-pub struct CreateAgentOptions {
-    /// See [`OnRefresh`]. Under single-flight every caller's `on_refresh` runs with the same
-    /// rotated set (storing it is idempotent), whether it sent the request or followed.
-    pub on_refresh: Option<OnRefresh>,
+pub struct RefreshOptions<R> {
+    /// Stores the rotated token set. Under single-flight every caller's `on_refresh` runs
+    /// with the same rotated set (storing it is idempotent), whether it sent the request or
+    /// followed; the response is shared before any of them runs, so a failing, slow or
+    /// panicking callback strands nobody.
+    pub on_refresh: Option<R>,
     /// Fires only when a refresh was due and fresh tokens could not be obtained or persisted
-    /// (failures before or at the persist step; not a later UserInfo failure).
+    /// (failures before or at the persist step, as the core decides; not a later UserInfo
+    /// failure).
     pub on_refresh_error: Option<OnRefreshError>,
     /// Overrides the configuration's `auto_refresh`.
     pub auto_refresh: Option<bool>,
@@ -41,7 +48,23 @@ pub struct CreateAgentOptions {
     pub resources: Vec<String>,
 }
 
-impl fmt::Debug for CreateAgentOptions {
+/// Options of [`AsyncClient::create_agent`] and [`AsyncClient::refresh`].
+pub type CreateAgentOptions = RefreshOptions<OnRefresh>;
+/// Options of the blocking client's `create_agent` and `refresh`.
+pub type BlockingCreateAgentOptions = RefreshOptions<BlockingOnRefresh>;
+
+impl<R> Default for RefreshOptions<R> {
+    fn default() -> Self {
+        RefreshOptions {
+            on_refresh: None,
+            on_refresh_error: None,
+            auto_refresh: None,
+            resources: Vec::new(),
+        }
+    }
+}
+
+impl<R> fmt::Debug for RefreshOptions<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CreateAgentOptions")
             .field("on_refresh", &self.on_refresh.is_some())
@@ -52,26 +75,11 @@ impl fmt::Debug for CreateAgentOptions {
     }
 }
 
-impl CreateAgentOptions {
+impl<R> RefreshOptions<R> {
     /// No callbacks, configuration defaults.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Sets the async `on_refresh` callback.
-    #[must_use]
-    pub fn on_refresh<F, Fut, E>(mut self, f: F) -> Self
-    where
-        F: Fn(TokenSet) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
-    {
-        self.on_refresh = Some(Arc::new(move |tokens| {
-            let fut = f(tokens);
-            Box::pin(async move { fut.await.map_err(Into::into) })
-        }));
-        self
     }
 
     /// Sets the `on_refresh_error` callback.
@@ -92,6 +100,35 @@ impl CreateAgentOptions {
     #[must_use]
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
         self.resources.push(resource.into());
+        self
+    }
+}
+
+impl RefreshOptions<OnRefresh> {
+    /// Sets the async `on_refresh` callback.
+    #[must_use]
+    pub fn on_refresh<F, Fut, E>(mut self, f: F) -> Self
+    where
+        F: Fn(TokenSet) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        self.on_refresh = Some(Arc::new(move |tokens| {
+            let fut = f(tokens);
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        }));
+        self
+    }
+}
+
+impl RefreshOptions<BlockingOnRefresh> {
+    /// Sets the blocking `on_refresh` callback.
+    #[must_use]
+    pub fn on_refresh<E: Into<BoxError>>(
+        mut self,
+        f: impl Fn(TokenSet) -> Result<(), E> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_refresh = Some(Arc::new(move |t| f(t).map_err(Into::into)));
         self
     }
 }
@@ -179,19 +216,12 @@ impl<T: Transport> AsyncClient<T> {
     /// # Errors
     /// Transport failure, or invalid metadata / JWKS.
     pub async fn discover_with(config: Config, transport: T) -> Result<Self, Error> {
-        let mut op = Client::discover(config);
-        let mut discovered: Option<Discovered> = None;
-        while discovered.is_none() {
-            match op.poll(system_now())? {
-                Step::Send(out) => op.handle_response(transport.send(out.request).await?),
-                Step::Done(d) => discovered = Some(d),
-                _ => {}
+        let mut discovery = Discovery::new(config);
+        let Discovered { client, keys, .. } = loop {
+            match discovery.poll()? {
+                Ok(done) => break done,
+                Err(request) => discovery.sent(transport.send(request).await)?,
             }
-        }
-        let Some(Discovered { client, keys, .. }) = discovered else {
-            return Err(Error::Idp(authpi_idp::Error::Usage(
-                "discovery gave no client",
-            )));
         };
         Ok(Self::from_client(client, keys, transport))
     }

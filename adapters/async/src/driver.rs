@@ -16,7 +16,7 @@
 use crate::error::{BoxError, Error, TransportError};
 use crate::flight::{DEFAULT_CAPACITY, Flights, Join, Leader, Slot};
 use crate::{OnRefreshError, system_now};
-use authpi_idp::flow::Session;
+use authpi_idp::flow::{Discovered, Session};
 use authpi_idp::{
     Agent, Client, KeySet, Operation, RequestKind, SessionOptions, Step, TokenSet, UnixTime,
 };
@@ -63,11 +63,126 @@ fn request_hash(request: &http::Request<Vec<u8>>) -> [u8; 32] {
     out
 }
 
-/// How long a fetched JWKS answers other callers: well under the core's refetch cooldown
-/// ([`authpi_idp::jwks::REFETCH_COOLDOWN`], 60 s), so it never hides a key the core would
-/// have been allowed to fetch; it only saves callers that took their key snapshot before the
-/// shared cache was updated from sending the same GET again.
-const JWKS_GRACE: Duration = Duration::from_secs(10);
+/// The JWKS response that produced the cached key set, and when it was received.
+struct Fetched {
+    parts: http::response::Parts,
+    body: Vec<u8>,
+    received_at: UnixTime,
+}
+
+impl Fetched {
+    fn of(response: &http::Response<Vec<u8>>, received_at: UnixTime) -> Self {
+        let (parts, _) = http::Response::new(()).into_parts();
+        let mut copy = Fetched {
+            parts,
+            body: response.body().clone(),
+            received_at,
+        };
+        copy.parts.status = response.status();
+        copy.parts.version = response.version();
+        copy.parts.headers = response.headers().clone();
+        copy
+    }
+
+    fn response(&self) -> http::Response<Vec<u8>> {
+        http::Response::from_parts(self.parts.clone(), self.body.clone())
+    }
+}
+
+/// The key cache: the newest key set, a generation counter bumped on every update, and the
+/// JWKS response behind it.
+struct KeyCache {
+    keys: KeySet,
+    generation: u64,
+    fetched: Option<Arc<Fetched>>,
+}
+
+/// The spans of one operation and its requests (feature `tracing`; nothing otherwise).
+#[derive(Default)]
+struct Trace {
+    #[cfg(feature = "tracing")]
+    operation: Option<tracing::Span>,
+    #[cfg(feature = "tracing")]
+    request: Option<(tracing::Span, std::time::Instant)>,
+}
+
+/// How a request was carried out, for the request span.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+#[derive(Clone, Copy)]
+enum Flight {
+    /// Not a single-flight request.
+    None,
+    /// This caller sent it for everybody.
+    Led,
+    /// This caller waited for another's.
+    Joined,
+}
+
+impl Trace {
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn new(operation: &'static str) -> Self {
+        #[cfg(feature = "tracing")]
+        {
+            Trace {
+                operation: Some(tracing::info_span!("authpi_idp.operation", op = operation)),
+                request: None,
+            }
+        }
+        #[cfg(not(feature = "tracing"))]
+        Trace::default()
+    }
+
+    /// A request starts: method and path only (no query, no host, no header or body).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn request(&mut self, request: &http::Request<Vec<u8>>, kind: &RequestKind, flight: Flight) {
+        #[cfg(feature = "tracing")]
+        {
+            let kind = match kind {
+                RequestKind::Discovery => "discovery",
+                RequestKind::Jwks => "jwks",
+                RequestKind::AuthorizationCode => "authorization_code",
+                RequestKind::Refresh { .. } => "refresh",
+                RequestKind::ClientCredentials => "client_credentials",
+                RequestKind::UserInfo => "userinfo",
+                RequestKind::Revocation => "revocation",
+                RequestKind::Introspection => "introspection",
+                _ => "other",
+            };
+            let flight = match flight {
+                Flight::None => "none",
+                Flight::Led => "led",
+                Flight::Joined => "joined",
+            };
+            let parent = self.operation.as_ref().and_then(tracing::Span::id);
+            let span = tracing::info_span!(
+                parent: parent,
+                "authpi_idp.request",
+                method = %request.method(),
+                endpoint = request.uri().path(),
+                kind,
+                flight,
+                status = tracing::field::Empty,
+                error = tracing::field::Empty,
+                duration_ms = tracing::field::Empty,
+            );
+            self.request = Some((span, std::time::Instant::now()));
+        }
+    }
+
+    /// The request ended with `result`: status (or error kind) and duration; closes its span.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn response(&mut self, result: Result<u16, &TransportError>) {
+        #[cfg(feature = "tracing")]
+        if let Some((span, start)) = self.request.take() {
+            match result {
+                Ok(status) => span.record("status", status),
+                Err(e) => span.record("error", tracing::field::display(e)),
+            };
+            let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            span.record("duration_ms", ms);
+        }
+    }
+}
 
 /// Single-flight settings of a [`Shared`] state.
 #[derive(Clone, Copy, Debug)]
@@ -96,7 +211,7 @@ pub struct Shared<T> {
     pub client: Client,
     /// The HTTP transport.
     pub transport: T,
-    keys: RwLock<KeySet>,
+    keys: RwLock<KeyCache>,
     refreshes: Flights<RefreshKey>,
     jwks: Flights<()>,
 }
@@ -125,9 +240,13 @@ impl<T> Shared<T> {
         Shared {
             client,
             transport,
-            keys: RwLock::new(keys),
+            keys: RwLock::new(KeyCache {
+                keys,
+                generation: 0,
+                fetched: None,
+            }),
             refreshes: Flights::new(flights.grace, flights.wait, flights.capacity),
-            jwks: Flights::new(JWKS_GRACE, flights.wait, 1),
+            jwks: Flights::new(Duration::ZERO, flights.wait, 1),
         }
     }
 
@@ -136,14 +255,34 @@ impl<T> Shared<T> {
         self.keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .keys
             .clone()
     }
 
-    /// Keeps the newer of `keys` and the cached set.
-    fn store_keys(&self, keys: KeySet) {
-        let mut current = self.keys.write().unwrap_or_else(PoisonError::into_inner);
-        if keys.fetched_at() >= current.fetched_at() {
-            *current = keys;
+    fn key_generation(&self) -> u64 {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+    }
+
+    /// The JWKS response behind the cache, if the cache changed after `generation`.
+    fn fetched_since(&self, generation: u64) -> Option<(u64, Arc<Fetched>)> {
+        let cache = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let fetched = cache.fetched.as_ref()?;
+        (cache.generation > generation).then(|| (cache.generation, Arc::clone(fetched)))
+    }
+
+    /// Keeps the newer of `keys` and the cached set (with the response it came from).
+    fn store_keys(&self, keys: KeySet, fetched: Option<Fetched>) {
+        let mut cache = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if keys.fetched_at() >= cache.keys.fetched_at() {
+            cache.keys = keys;
+            cache.generation = cache.generation.wrapping_add(1);
+            // Keys absorbed from the cached response itself (or a failed attempt) keep it.
+            if let Some(fetched) = fetched {
+                cache.fetched = Some(Arc::new(fetched));
+            }
         }
     }
 
@@ -179,7 +318,10 @@ impl<T> Shared<T> {
     /// Starts driving `op`. `on_refresh`: whether the caller has a callback to persist rotated
     /// tokens (without one, [`Action::Persist`] never comes).
     pub fn driver<O: Operation>(&self, op: O, on_refresh: bool) -> Driver<'_, T, O> {
+        let name = std::any::type_name::<O>();
+        let name = name.rsplit("::").next().unwrap_or(name);
         Driver {
+            trace: Trace::new(name),
             shared: self,
             op,
             on_refresh,
@@ -187,8 +329,50 @@ impl<T> Shared<T> {
             flight: None,
             persisting: None,
             retry: None,
+            failure: None,
+            generation: self.key_generation(),
+            jwks_fetched: None,
+            jwks_leader: None,
             at: None,
         }
+    }
+}
+
+/// OpenID discovery, driven the same way by the async and the blocking client: [`Self::poll`]
+/// gives a request to send (hand the answer to [`Self::sent`]) or the discovered client.
+pub struct Discovery(authpi_idp::flow::Discover);
+
+impl Discovery {
+    /// Starts discovering the provider of `config`.
+    pub fn new(config: authpi_idp::Config) -> Self {
+        Discovery(Client::discover(config))
+    }
+
+    /// `Ok(Err(request))`: send it; `Ok(Ok(discovered))`: done.
+    ///
+    /// # Errors
+    /// Invalid metadata or JWKS.
+    pub fn poll(&mut self) -> Result<Result<Discovered, http::Request<Vec<u8>>>, Error> {
+        loop {
+            match self.0.poll(system_now())? {
+                Step::Send(out) => return Ok(Err(out.request)),
+                Step::Done(discovered) => return Ok(Ok(discovered)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Feeds the answer to the request of the last [`Self::poll`].
+    ///
+    /// # Errors
+    /// The transport error.
+    pub fn sent(
+        &mut self,
+        result: Result<http::Response<Vec<u8>>, TransportError>,
+    ) -> Result<(), Error> {
+        // Discovery cannot go on without an answer: the transport error is the better report.
+        self.0.handle_response(result?);
+        Ok(())
     }
 }
 
@@ -220,6 +404,7 @@ enum Pending {
 
 /// Runs one core operation over a [`Shared`] state.
 pub struct Driver<'a, T, O> {
+    trace: Trace,
     shared: &'a Shared<T>,
     op: O,
     on_refresh: bool,
@@ -230,6 +415,14 @@ pub struct Driver<'a, T, O> {
     persisting: Option<TokenSet>,
     /// A JWKS request to send again: the fetch this caller followed was abandoned.
     retry: Option<http::Request<Vec<u8>>>,
+    /// The transport error of the last request, reported if the core answers `NoResponse`.
+    failure: Option<TransportError>,
+    /// The key cache's generation this operation's key snapshot may predate.
+    generation: u64,
+    /// The JWKS response this operation received, for the cache it updates.
+    jwks_fetched: Option<Fetched>,
+    /// The JWKS flight this operation leads, published once the cache is updated.
+    jwks_leader: Option<Leader<()>>,
     /// The `now` for the next poll: the time the shared refresh response was received.
     at: Option<UnixTime>,
 }
@@ -241,13 +434,28 @@ impl<T, O: Operation> Driver<'_, T, O> {
     /// The operation's error.
     pub fn poll(&mut self) -> Result<Action<O::Output>, Error> {
         if let Some(request) = self.retry.take() {
-            return Ok(self.join_jwks(request));
+            if let Some(action) = self.join_jwks(request) {
+                return Ok(action);
+            }
         }
         loop {
             let now = self.at.take().unwrap_or_else(system_now);
-            match self.op.poll(now)? {
+            let step = self.op.poll(now);
+            if let Ok(Step::KeysRefreshed(keys)) = &step {
+                self.shared
+                    .store_keys(keys.clone(), self.jwks_fetched.take());
+            }
+            if let Some(leader) = self.jwks_leader.take() {
+                leader.publish();
+            }
+            let step = step.map_err(|e| match (e, self.failure.take()) {
+                (authpi_idp::Error::NoResponse { .. }, Some(t)) => Error::Transport(t),
+                (e, _) => Error::Idp(e),
+            })?;
+            self.failure = None;
+            match step {
                 Step::Send(out) => {
-                    return Ok(match out.kind {
+                    let action = match out.kind {
                         RequestKind::Refresh { token_hash } => {
                             let key = RefreshKey {
                                 token: token_hash,
@@ -257,18 +465,27 @@ impl<T, O: Operation> Driver<'_, T, O> {
                                 Join::Leader(leader) => {
                                     self.flight = Some(leader.slot());
                                     self.pending = Pending::LeadRefresh(leader);
+                                    self.trace.request(&out.request, &out.kind, Flight::Led);
                                     Action::Send(out.request)
                                 }
                                 Join::Follower(follower) => {
                                     self.flight = Some(follower.slot());
                                     self.pending = Pending::FollowRefresh;
+                                    self.trace.request(&out.request, &out.kind, Flight::Joined);
                                     Action::Wait(follower)
                                 }
                             }
                         }
-                        RequestKind::Jwks => self.join_jwks(out.request),
-                        _ => Action::Send(out.request),
-                    });
+                        RequestKind::Jwks => match self.join_jwks(out.request) {
+                            Some(action) => action,
+                            None => continue,
+                        },
+                        _ => {
+                            self.trace.request(&out.request, &out.kind, Flight::None);
+                            Action::Send(out.request)
+                        }
+                    };
+                    return Ok(action);
                 }
                 Step::Persist(tokens) => {
                     if let Some(flight) = &self.flight {
@@ -280,22 +497,40 @@ impl<T, O: Operation> Driver<'_, T, O> {
                         return Ok(Action::Persist(tokens));
                     }
                 }
-                Step::KeysRefreshed(keys) => self.shared.store_keys(keys),
+                Step::KeysRefreshed(_) => {} // stored above, before the flight was published
                 Step::Done(output) => return Ok(Action::Done(output)),
                 _ => {}
             }
         }
     }
 
-    fn join_jwks(&mut self, request: http::Request<Vec<u8>>) -> Action<O::Output> {
+    /// Leads or follows the JWKS fetch, or (`None`) answers the operation from the cache:
+    /// when this caller would lead but the key cache changed since the operation took its
+    /// snapshot, the response behind the cache is the answer (published to anybody who
+    /// joined meanwhile). The check comes after joining: a leader stores the keys before it
+    /// removes its flight, so a caller that finds no flight finds the new cache.
+    fn join_jwks(&mut self, request: http::Request<Vec<u8>>) -> Option<Action<O::Output>> {
         match self.shared.jwks.join(()) {
             Join::Leader(leader) => {
+                if let Some((generation, fetched)) = self.shared.fetched_since(self.generation) {
+                    self.generation = generation;
+                    self.at = Some(fetched.received_at);
+                    let response = leader.received(Ok(fetched.response()), fetched.received_at);
+                    if let Ok(response) = response {
+                        self.op.handle_response(response);
+                    }
+                    return None;
+                }
                 self.pending = Pending::LeadJwks(leader);
-                Action::Send(request)
+                self.trace
+                    .request(&request, &RequestKind::Jwks, Flight::Led);
+                Some(Action::Send(request))
             }
             Join::Follower(follower) => {
+                self.trace
+                    .request(&request, &RequestKind::Jwks, Flight::Joined);
                 self.pending = Pending::FollowJwks(request);
-                Action::Wait(follower)
+                Some(Action::Wait(follower))
             }
         }
     }
@@ -316,7 +551,17 @@ impl<T, O: Operation> Driver<'_, T, O> {
                 self.at = Some(received);
                 leader.received(result, received)
             }
-            Pending::LeadJwks(leader) => leader.received(result, system_now()),
+            Pending::LeadJwks(mut leader) => {
+                let received = system_now();
+                if let Ok(response) = &result {
+                    self.jwks_fetched = Some(Fetched::of(response, received));
+                }
+                let result = leader.record(result, received);
+                // Published at the next poll, once the key cache holds the keys: a caller
+                // that finds no flight then finds the new cache generation instead.
+                self.jwks_leader = Some(leader);
+                result
+            }
             _ => result,
         };
         self.respond(result)
@@ -327,13 +572,19 @@ impl<T, O: Operation> Driver<'_, T, O> {
         &mut self,
         result: Result<http::Response<Vec<u8>>, TransportError>,
     ) -> Result<(), Error> {
+        self.trace
+            .response(result.as_ref().map(|r| r.status().as_u16()));
         match result {
-            Ok(response) => {
-                self.op.handle_response(response);
-                Ok(())
+            Ok(response) => self.op.handle_response(response),
+            Err(e) => {
+                // The core decides what no response means (a refresh whose JWKS refetch got
+                // none still hands out the rotated tokens); `poll` goes on or answers
+                // `NoResponse`, which `poll` replaces with this transport error.
+                self.op.handle_transport_error();
+                self.failure = Some(e);
             }
-            Err(e) => Err(Error::Transport(e)),
         }
+        Ok(())
     }
 
     /// Feeds the leader's outcome after [`Action::Wait`]. A JWKS fetch whose leader gave up
@@ -345,12 +596,20 @@ impl<T, O: Operation> Driver<'_, T, O> {
     pub fn followed(&mut self, outcome: Result<Arc<Outcome>, TransportError>) -> Result<(), Error> {
         match (mem::replace(&mut self.pending, Pending::Nothing), outcome) {
             (Pending::FollowJwks(request), Err(TransportError::Abandoned)) => {
+                self.trace.response(Err(&TransportError::Abandoned));
                 self.retry = Some(request);
                 Ok(())
             }
             (Pending::FollowRefresh, Ok(outcome)) => {
                 self.at = Some(outcome.received_at);
                 self.respond(outcome.to_response())
+            }
+            (Pending::FollowJwks(_), Ok(outcome)) => {
+                let response = outcome.to_response();
+                if let Ok(r) = &response {
+                    self.jwks_fetched = Some(Fetched::of(r, outcome.received_at));
+                }
+                self.respond(response)
             }
             (_, outcome) => self.respond(outcome.and_then(|o| o.to_response())),
         }

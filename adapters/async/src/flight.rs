@@ -453,9 +453,10 @@ impl<K: Hash + Eq + Clone + Send + 'static> Leader<K> {
         Arc::clone(&self.slot)
     }
 
-    /// Records the transport's answer and publishes it to the followers at once.
-    pub(crate) fn received(
-        mut self,
+    /// Records the transport's answer without publishing it yet (dropping the leader, or
+    /// [`Self::publish`], publishes it).
+    pub(crate) fn record(
+        &mut self,
         result: Result<http::Response<Vec<u8>>, TransportError>,
         at: UnixTime,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
@@ -469,6 +470,21 @@ impl<K: Hash + Eq + Clone + Send + 'static> Leader<K> {
             Err(e) => (Err(e.clone()), Err(e)),
         };
         self.response = Some(stored);
+        back
+    }
+
+    /// Publishes the recorded answer.
+    pub(crate) fn publish(mut self) {
+        self.finish();
+    }
+
+    /// Records the transport's answer and publishes it to the followers at once.
+    pub(crate) fn received(
+        mut self,
+        result: Result<http::Response<Vec<u8>>, TransportError>,
+        at: UnixTime,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let back = self.record(result, at);
         self.finish();
         back
     }

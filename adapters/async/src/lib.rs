@@ -6,13 +6,25 @@
 //!
 //! - one shared [`KeySet`](authpi_idp::KeySet) cache, updated on every
 //!   [`Step::KeysRefreshed`](authpi_idp::Step::KeysRefreshed);
-//! - **single-flight refresh**: concurrent operations holding the same refresh token
-//!   ([`RequestKind::Refresh`](authpi_idp::RequestKind::Refresh) carries its hash) send one
-//!   refresh request; every caller feeds the same response into its own session, and only the
-//!   leader's `on_refresh` persists it. A finished flight is kept for a grace period
-//!   ([`DEFAULT_REFRESH_GRACE`]) so a request that arrives with the old token set just after the
-//!   rotation gets the rotated result instead of replaying a dead refresh token;
-//! - **single-flight JWKS**: concurrent JWKS fetches share one request;
+//! - **single-flight refresh** (DESIGN §6): concurrent operations whose refresh requests are
+//!   interchangeable (same refresh token, keyed by its hash
+//!   ([`RequestKind::Refresh`](authpi_idp::RequestKind::Refresh)) *and* a hash of the whole
+//!   request, so a different scope, resource or client never shares) send one request. The
+//!   leader publishes the response the moment it arrives; every caller feeds it into its own
+//!   operation and runs its own `on_refresh` (storing is idempotent), so nothing is ever
+//!   shared as "persisted" and a failing, slow or panicking callback strands nobody. A
+//!   follower waits at most [`FlightOptions::wait`] ([`TransportError::Timeout`]). With a
+//!   [`Spawn`] hook (tokio by default in the reqwest and hyper adapters), `create_agent` and
+//!   `refresh` run detached, so a caller whose future is dropped does not take the rotated
+//!   tokens with it. A successful refresh stays available for a grace period
+//!   ([`DEFAULT_REFRESH_GRACE`]) so a request that arrives with the old token set just after
+//!   the rotation gets the rotated result instead of replaying a dead refresh token; a timer
+//!   removes it afterwards even without traffic, the store is bounded, and
+//!   [`AsyncClient::revoke_token`] purges every flight that spent or produced the token;
+//! - **single-flight JWKS**: concurrent JWKS fetches share one request; a JWKS follower whose
+//!   leader was cancelled takes the (idempotent) GET over;
+//! - TLS trust ([`TlsRoots`]: webpki, the OS store, a private CA) and optional `tracing`
+//!   spans (feature `tracing`; never a secret);
 //! - the OS random number generator for authorization URLs, and the system clock.
 //!
 //! No protocol logic lives here: no form bodies, no JSON, no claim checks. Nothing is retried:
@@ -39,7 +51,10 @@ mod error;
 mod flight;
 mod tls;
 
-pub use client::{AsyncClient, CreateAgentOptions, OnRefresh, OnRefreshError};
+pub use client::{
+    AsyncClient, BlockingCreateAgentOptions, BlockingOnRefresh, CreateAgentOptions, OnRefresh,
+    OnRefreshError, RefreshOptions,
+};
 pub use driver::FlightOptions;
 pub use error::{BoxError, Error, TransportError};
 pub use flight::{DEFAULT_FOLLOW_TIMEOUT, DEFAULT_REFRESH_GRACE};

@@ -12,7 +12,12 @@ use crate::error::TransportError;
 use std::fmt;
 use std::sync::Arc;
 
-/// The roots a transport trusts (see the [module docs](self)).
+/// The roots a transport trusts. Every adapter uses rustls (ring; never OpenSSL) and trusts
+/// the compiled-in webpki (Mozilla) roots by default (the same answer on every machine), the
+/// operating system's trust store (`rustls-native-certs`: where administrators put a
+/// corporate or TLS-inspecting proxy's CA), or exactly the certificates you give (PEM: a
+/// provider behind a private CA). The reqwest and hyper adapters also take a complete
+/// `rustls::ClientConfig`.
 #[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TlsRoots {

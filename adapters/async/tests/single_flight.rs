@@ -24,6 +24,8 @@ const REDIRECT: &str = "https://app.example.com/callback";
 struct Mem {
     issuer: Arc<Mutex<Issuer>>,
     hold: Arc<Mutex<Option<&'static str>>>,
+    /// Requests whose path ends with this get no response (a connection error).
+    fail: Arc<Mutex<Option<&'static str>>>,
     arrived: mpsc::UnboundedSender<()>,
     release: Arc<Semaphore>,
 }
@@ -33,6 +35,16 @@ impl Transport for Mem {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let fail = self
+            .fail
+            .lock()
+            .unwrap()
+            .is_some_and(|p| request.uri().path().ends_with(p));
+        if fail {
+            return Err(TransportError::io(std::io::Error::other(
+                "connection reset",
+            )));
+        }
         let held = self
             .hold
             .lock()
@@ -68,6 +80,7 @@ fn world() -> World {
     let mem = Mem {
         issuer: issuer.clone(),
         hold: Arc::new(Mutex::new(None)),
+        fail: Arc::new(Mutex::new(None)),
         arrived: tx,
         release: Arc::new(Semaphore::new(0)),
     };
@@ -268,4 +281,94 @@ async fn a_leader_without_on_refresh_leaves_every_follower_storing() {
         assert_eq!(f.await.unwrap().unwrap().tokens(), &rotated);
     }
     assert_eq!(stored.load(Ordering::SeqCst), 3);
+}
+
+/// The core's no-verdict rule through the driver: a refresh whose ID token has a rotated key,
+/// and whose JWKS refetch gets no response, still hands out the rotated tokens (`on_refresh`
+/// stores them) instead of failing with the transport error and losing them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_whose_key_refetch_gets_no_response_still_persists() {
+    let w = world();
+    let c = client(&w, FlightOptions::default()).with_spawner(TokioHook);
+    let old = login(&w, &c).await;
+    w.issuer.lock().unwrap().rotate_keys().unwrap();
+    *w.mem.fail.lock().unwrap() = Some("/jwks.json");
+    let (options, mut stored) = recording();
+    let agent = c.refresh(old.clone(), options).await.unwrap();
+    let rotated = stored.recv().await.expect("on_refresh ran");
+    assert_eq!(agent.tokens(), &rotated);
+    assert_ne!(rotated.refresh_token, old.refresh_token);
+    assert!(!agent.identity_reverified());
+}
+
+/// An operation whose key snapshot predates a JWKS fetch that finished before it asked (so
+/// there is no flight left to join) is answered with the response behind the updated cache,
+/// not with a second GET: what makes concurrent JWKS sharing independent of timing.
+#[tokio::test]
+async fn a_late_jwks_request_reuses_the_response_behind_the_cache() {
+    let w = world();
+    let c = client(&w, FlightOptions::default());
+    let token = login(&w, &c).await.access_token;
+    let shared = Shared::new(
+        authpi_idp::Client::new(config()).unwrap(),
+        KeySet::empty(),
+        (),
+        Duration::from_secs(30),
+    );
+    let op = |t: &str| {
+        shared
+            .client
+            .validate_access_token(t, "client_web", &KeySet::empty())
+    };
+    let mut first = shared.driver(op(&token), false);
+    let mut second = shared.driver(op(&token), false); // took its (empty) snapshot already
+    let Action::Send(request) = first.poll().unwrap() else {
+        panic!("expected the first to fetch the JWKS");
+    };
+    let response = w.issuer.lock().unwrap().handle(request, system_now().0);
+    first.sent(Ok(response)).unwrap();
+    assert!(matches!(first.poll().unwrap(), Action::Done(_)));
+    w.issuer.lock().unwrap().reset_stats();
+    match second.poll().unwrap() {
+        Action::Done(info) => assert_eq!(info.agent.id(), "usr_alice"),
+        Action::Send(r) => panic!("fetched {} again", r.uri()),
+        _ => panic!("unexpected action"),
+    }
+    assert_eq!(w.issuer.lock().unwrap().stats().jwks_requests, 0);
+}
+
+/// Issue #12 item 3: the leader's `on_refresh` is outside the followers' wait. Here it blocks
+/// until the follower has its answer (as a pool of one connection would make it): the
+/// follower still gets the rotated set instead of waiting for the leader's callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_do_not_wait_for_the_leaders_on_refresh() {
+    let mut w = world();
+    let c = client(&w, FlightOptions::default()).with_spawner(TokioHook);
+    let old = login(&w, &c).await;
+    *w.mem.hold.lock().unwrap() = Some("/token");
+    let gate = Arc::new(Semaphore::new(0));
+    let leader_options = CreateAgentOptions::new().on_refresh({
+        let gate = gate.clone();
+        move |_| {
+            let gate = gate.clone();
+            async move {
+                gate.acquire().await.unwrap().forget();
+                Ok::<(), Error>(())
+            }
+        }
+    });
+    let leader = tokio::spawn({
+        let (c, old) = (c.clone(), old.clone());
+        async move { c.refresh(old, leader_options).await }
+    });
+    w.arrived.recv().await.unwrap();
+    let follower = tokio::spawn({
+        let (c, old) = (c.clone(), old.clone());
+        async move { c.refresh(old, CreateAgentOptions::new()).await }
+    });
+    w.mem.release.add_permits(1);
+    let followed = follower.await.unwrap().unwrap();
+    gate.add_permits(1); // only now may the leader's callback return
+    let led = leader.await.unwrap().unwrap();
+    assert_eq!(followed.tokens(), led.tokens());
 }

@@ -3,6 +3,11 @@
 //! `usr_alice`). Sessions live in memory, keyed by a cookie.
 //!
 //! `cargo run -p authpi-idp-reqwest --example axum_app`, then open http://127.0.0.1:8080/
+//!
+//! With `--features tracing`, the SDK's spans are printed as they close: one
+//! `authpi_idp.operation` per call and one `authpi_idp.request` per HTTP request, with the
+//! method, endpoint path, kind, single-flight role (`led`/`joined`), status and duration, and
+//! never a token, code, verifier, secret or query string.
 use authpi_idp::{AuthorizationRequest, AuthorizationUrl, Config, LogoutRequest, TokenSet};
 use authpi_idp_reqwest::{CreateAgentOptions, IdpClient};
 use authpi_idp_testkit::Served;
@@ -127,6 +132,9 @@ async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .init();
     let served = Served::start_demo()?;
     let config = Config::builder(served.issuer_url(), "client_web")
         .client_secret("secret_web")

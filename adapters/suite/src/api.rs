@@ -16,8 +16,6 @@ pub type Fut<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
 pub struct Hooks {
     pub on_refresh: Option<Arc<dyn Fn(TokenSet) -> Result<(), BoxError> + Send + Sync>>,
     pub on_refresh_error: Option<Arc<dyn Fn(&Error) + Send + Sync>>,
-    /// RFC 8707 resources for the refresh.
-    pub resources: Vec<String>,
 }
 
 pub trait Api: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
@@ -30,6 +28,8 @@ pub trait Api: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
     fn exchange_code(&self, code: String, verifier: String) -> Fut<Agent>;
     fn create_agent(&self, tokens: TokenSet, hooks: Hooks) -> Fut<Agent>;
     fn refresh(&self, tokens: TokenSet, hooks: Hooks) -> Fut<Agent>;
+    /// `refresh` asking for RFC 8707 resources.
+    fn refresh_for(&self, tokens: TokenSet, hooks: Hooks, resources: Vec<String>) -> Fut<Agent>;
     fn get_user_info(&self, agent: Agent) -> Fut<UserInfo>;
     fn revoke_token(&self, token: String, hint: Option<TokenTypeHint>) -> Fut<()>;
     fn introspect(&self, token: String, hint: Option<TokenTypeHint>) -> Fut<Introspection>;
@@ -39,6 +39,10 @@ pub trait Api: Clone + std::fmt::Debug + Send + Sync + Sized + 'static {
 }
 
 fn async_options(hooks: Hooks) -> authpi_idp_async::CreateAgentOptions {
+    async_options_for(hooks, Vec::new())
+}
+
+fn async_options_for(hooks: Hooks, resources: Vec<String>) -> authpi_idp_async::CreateAgentOptions {
     let mut o = authpi_idp_async::CreateAgentOptions::new();
     if let Some(f) = hooks.on_refresh {
         o = o.on_refresh(move |t| {
@@ -49,7 +53,7 @@ fn async_options(hooks: Hooks) -> authpi_idp_async::CreateAgentOptions {
     if let Some(f) = hooks.on_refresh_error {
         o = o.on_refresh_error(move |e| f(e));
     }
-    for r in hooks.resources {
+    for r in resources {
         o = o.resource(r);
     }
     o
@@ -88,6 +92,16 @@ macro_rules! async_api {
                 let c = self.clone();
                 Box::pin(async move { c.refresh(tokens, async_options(hooks)).await })
             }
+            fn refresh_for(
+                &self,
+                tokens: TokenSet,
+                hooks: Hooks,
+                resources: Vec<String>,
+            ) -> Fut<Agent> {
+                let c = self.clone();
+                let options = async_options_for(hooks, resources);
+                Box::pin(async move { c.refresh(tokens, options).await })
+            }
             fn get_user_info(&self, agent: Agent) -> Fut<UserInfo> {
                 let c = self.clone();
                 Box::pin(async move { c.get_user_info(&agent).await })
@@ -123,6 +137,10 @@ async_api!(authpi_idp_reqwest::IdpClient, "reqwest");
 async_api!(authpi_idp_hyper::IdpClient, "hyper");
 
 fn sync_options(hooks: Hooks) -> authpi_idp_ureq::CreateAgentOptions {
+    sync_options_for(hooks, Vec::new())
+}
+
+fn sync_options_for(hooks: Hooks, resources: Vec<String>) -> authpi_idp_ureq::CreateAgentOptions {
     let mut o = authpi_idp_ureq::CreateAgentOptions::new();
     if let Some(f) = hooks.on_refresh {
         o = o.on_refresh(move |t| f(t));
@@ -130,7 +148,7 @@ fn sync_options(hooks: Hooks) -> authpi_idp_ureq::CreateAgentOptions {
     if let Some(f) = hooks.on_refresh_error {
         o = o.on_refresh_error(move |e| f(e));
     }
-    for r in hooks.resources {
+    for r in resources {
         o = o.resource(r);
     }
     o
@@ -175,6 +193,10 @@ impl Api for authpi_idp_ureq::IdpClientSync {
     fn refresh(&self, tokens: TokenSet, hooks: Hooks) -> Fut<Agent> {
         let c = self.clone();
         blocking(move || c.refresh(tokens, sync_options(hooks)))
+    }
+    fn refresh_for(&self, tokens: TokenSet, hooks: Hooks, resources: Vec<String>) -> Fut<Agent> {
+        let c = self.clone();
+        blocking(move || c.refresh(tokens, sync_options_for(hooks, resources)))
     }
     fn get_user_info(&self, agent: Agent) -> Fut<UserInfo> {
         let c = self.clone();

@@ -62,7 +62,6 @@ fn counter_hooks() -> (
         on_refresh_error: Some(Arc::new(move |_| {
             e.fetch_add(1, Ordering::SeqCst);
         })),
-        resources: Vec::new(),
     };
     (hooks, ok, err, seen)
 }
@@ -246,8 +245,8 @@ pub async fn single_flight_refresh<A: Api>() {
 }
 
 /// Concurrent JWKS fetches share one request. Independent of timing: a caller that starts
-/// after the fetch has the keys already or, if it took its key snapshot before, is answered
-/// from the JWKS flight's short grace period.
+/// after the fetch has the keys already or, if it took its key snapshot before the cache was
+/// updated, is answered with the response behind the cache, never a second GET.
 pub async fn single_flight_jwks<A: Api>() {
     let served = served();
     let api: A = client(&served);
@@ -400,7 +399,6 @@ pub async fn provider_errors<A: Api>() {
         on_refresh_error: Some(Arc::new(move |_| {
             ec.fetch_add(1, Ordering::SeqCst);
         })),
-        resources: Vec::new(),
     };
     let e = api.refresh(fresh.clone(), hooks).await.unwrap_err();
     assert!(matches!(e, Error::Callback { .. }), "{e:?}");
@@ -517,11 +515,8 @@ pub async fn flight_key_covers_resources<A: Api>() {
     let old = expired(login(&served, &api).await.into_tokens());
     served.with(Issuer::reset_stats);
     let plain = api.refresh(old.clone(), Hooks::default()).await.unwrap();
-    let hooks = Hooks {
-        resources: vec!["https://api.b.example".into()],
-        ..Hooks::default()
-    };
-    let other = api.refresh(old, hooks).await;
+    let resources = vec!["https://api.b.example".to_owned()];
+    let other = api.refresh_for(old, Hooks::default(), resources).await;
     assert_eq!(
         served.stats().refresh_requests,
         2,
@@ -779,8 +774,8 @@ pub fn private_ca_server() -> (String, String, std::thread::JoinHandle<()>) {
     (ca.pem(), format!("https://127.0.0.1:{port}/i_tls"), server)
 }
 
-/// Issue #12 item 9: a provider behind a private CA. The default webpki roots refuse it; the
-/// CA given as custom roots (PEM) is trusted.
+/// Issue #12 item 9: a provider behind a private CA. The default webpki roots and the OS trust
+/// store refuse it; the CA given as custom roots (PEM) is trusted.
 pub async fn private_ca_roots<A: Api>() {
     let (_, issuer, server) = private_ca_server();
     let api: A = raw_client(&issuer, TransportOptions::default());
@@ -792,6 +787,14 @@ pub async fn private_ca_roots<A: Api>() {
         ),
         "{err:?}"
     );
+    server.join().unwrap();
+
+    // The OS trust store loads (this machine has one) and does not know the private CA.
+    let os = authpi_idp_async::TlsRoots::Os;
+    assert!(!os.certificates().unwrap().unwrap().is_empty());
+    let (_, issuer, server) = private_ca_server();
+    let api: A = raw_client(&issuer, TransportOptions::new().roots(os));
+    assert!(api.introspect("tok".into(), None).await.is_err());
     server.join().unwrap();
 
     let (ca_pem, issuer, server) = private_ca_server();

@@ -206,3 +206,40 @@ async fn hyper_goes_through_the_proxy() {
     );
     server.join().unwrap();
 }
+
+/// Issue #12 item 11: the blocking client discovers over the transport it is given (its
+/// deadline here), not over hard-coded defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ureq_discovery_uses_the_given_transport() {
+    use authpi_idp_adapter_suite::cases;
+    use authpi_idp_ureq::{IdpClientSync, TransportError, TransportOptions, UreqTransport};
+    use std::io::Write;
+    let (issuer, server) = cases::raw_server(|s| {
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        );
+        for _ in 0..200 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if s.write_all(b" ").and_then(|()| s.flush()).is_err() {
+                return;
+            }
+        }
+    });
+    let config = authpi_idp::Config::builder(issuer, "client_web")
+        .build()
+        .unwrap();
+    let options = TransportOptions::new().timeout(std::time::Duration::from_millis(300));
+    let err = tokio::task::spawn_blocking(move || {
+        IdpClientSync::discover_with(config, UreqTransport::new(options)).unwrap_err()
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            err,
+            authpi_idp_ureq::Error::Transport(TransportError::Timeout)
+        ),
+        "{err:?}"
+    );
+    server.join().unwrap();
+}

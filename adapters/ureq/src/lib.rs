@@ -6,7 +6,12 @@
 //! deadline per request (30 s default), bodies capped while read (1 MiB default),
 //! `User-Agent: authpi-idp-rs/<version> (ureq)`, nothing retried, a shared key cache, and
 //! single-flight refresh (with a grace period) and JWKS fetches across threads
-//! (`Mutex` + `Condvar`). Error types are shared with `authpi-idp-async`.
+//! (`Mutex` + `Condvar`, bounded waits), with the same contract as the async clients: every
+//! thread's `on_refresh` runs, and the leader publishes the response before its own
+//! `on_refresh`, so a panicking or failing callback (or an early return) never strands the
+//! other threads or loses the rotation (a blocking call cannot be cancelled from outside).
+//! TLS trusts [`TransportOptions::roots`]; proxies come from the environment as ureq reads
+//! them. Error types, options and the driver are shared with `authpi-idp-async`.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,10 +42,10 @@ pub use authpi_idp_async::{
 use authpi_idp::flow::Discovered;
 use authpi_idp::{
     AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, CallbackInput, Client, Config,
-    Introspection, KeySet, LogoutRequest, Operation, Step, TokenSet, TokenTypeHint, UserInfo,
+    Introspection, KeySet, LogoutRequest, Operation, TokenSet, TokenTypeHint, UserInfo,
 };
-use authpi_idp_async::driver::{Action, Driver, SessionStart, Shared};
-use authpi_idp_async::{os_rng, system_now, user_agent};
+use authpi_idp_async::driver::{Action, Discovery, Driver, SessionStart, Shared};
+use authpi_idp_async::{os_rng, user_agent};
 use std::fmt;
 use std::sync::Arc;
 
@@ -123,76 +128,13 @@ fn map_error(e: ureq::Error) -> TransportError {
 }
 
 /// Called with the rotated token set as soon as a refresh succeeded; an error stops the
-/// operation with [`Error::Callback`].
-pub type OnRefresh = Arc<dyn Fn(TokenSet) -> Result<(), BoxError> + Send + Sync>;
+/// operation with [`Error::Callback`] (which carries the rotated set).
+pub type OnRefresh = authpi_idp_async::BlockingOnRefresh;
 /// Called when fresh tokens could not be obtained or persisted.
-pub type OnRefreshError = Arc<dyn Fn(&Error) + Send + Sync>;
-
-/// Options of [`IdpClientSync::create_agent`] and [`IdpClientSync::refresh`].
-#[derive(Clone, Default)]
-#[non_exhaustive]
-pub struct CreateAgentOptions {
-    /// See [`OnRefresh`]. Under single-flight every caller's `on_refresh` runs with the same
-    /// rotated set (storing it is idempotent). The leader publishes the response before its
-    /// `on_refresh` runs, so a panicking or failing callback never strands the followers.
-    pub on_refresh: Option<OnRefresh>,
-    /// Fires only when a refresh was due and fresh tokens could not be obtained or persisted.
-    pub on_refresh_error: Option<OnRefreshError>,
-    /// Overrides the configuration's `auto_refresh`.
-    pub auto_refresh: Option<bool>,
-    /// RFC 8707 resources for the refresh.
-    pub resources: Vec<String>,
-}
-
-impl fmt::Debug for CreateAgentOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreateAgentOptions")
-            .field("on_refresh", &self.on_refresh.is_some())
-            .field("on_refresh_error", &self.on_refresh_error.is_some())
-            .field("auto_refresh", &self.auto_refresh)
-            .field("resources", &self.resources)
-            .finish()
-    }
-}
-
-impl CreateAgentOptions {
-    /// No callbacks, configuration defaults.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets `on_refresh`.
-    #[must_use]
-    pub fn on_refresh<E: Into<BoxError>>(
-        mut self,
-        f: impl Fn(TokenSet) -> Result<(), E> + Send + Sync + 'static,
-    ) -> Self {
-        self.on_refresh = Some(Arc::new(move |t| f(t).map_err(Into::into)));
-        self
-    }
-
-    /// Sets `on_refresh_error`.
-    #[must_use]
-    pub fn on_refresh_error(mut self, f: impl Fn(&Error) + Send + Sync + 'static) -> Self {
-        self.on_refresh_error = Some(Arc::new(f));
-        self
-    }
-
-    /// Overrides the configuration's `auto_refresh`.
-    #[must_use]
-    pub fn auto_refresh(mut self, on: bool) -> Self {
-        self.auto_refresh = Some(on);
-        self
-    }
-
-    /// Adds an RFC 8707 resource for the refresh.
-    #[must_use]
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.resources.push(resource.into());
-        self
-    }
-}
+pub use authpi_idp_async::OnRefreshError;
+/// Options of [`IdpClientSync::create_agent`] and [`IdpClientSync::refresh`] (the same
+/// options type as the async clients', with a blocking `on_refresh`).
+pub type CreateAgentOptions = authpi_idp_async::BlockingCreateAgentOptions;
 
 /// The blocking client. Cheap to clone; clones share the key cache and single-flight maps.
 #[derive(Clone)]
@@ -230,27 +172,33 @@ impl IdpClientSync {
         ))
     }
 
-    /// Discovers any OpenID provider and fetches its key set.
+    /// Discovers any OpenID provider and fetches its key set, over a default transport.
     ///
     /// # Errors
     /// Transport failure, or invalid metadata / JWKS.
     pub fn discover(config: Config) -> Result<Self, Error> {
-        let transport = UreqTransport::new(TransportOptions::default());
-        let mut op = Client::discover(config);
-        loop {
-            match op.poll(system_now())? {
-                Step::Send(out) => op.handle_response(transport.send(out.request)?),
-                Step::Done(Discovered { client, keys, .. }) => {
-                    return Ok(Self::from_client(
-                        client,
-                        keys,
-                        transport,
-                        DEFAULT_REFRESH_GRACE,
-                    ));
-                }
-                _ => {}
+        Self::discover_with(config, UreqTransport::new(TransportOptions::default()))
+    }
+
+    /// Discovers any OpenID provider and fetches its key set, over `transport` (your
+    /// deadline, cap, roots, agent configuration).
+    ///
+    /// # Errors
+    /// Transport failure, or invalid metadata / JWKS.
+    pub fn discover_with(config: Config, transport: UreqTransport) -> Result<Self, Error> {
+        let mut discovery = Discovery::new(config);
+        let Discovered { client, keys, .. } = loop {
+            match discovery.poll()? {
+                Ok(done) => break done,
+                Err(request) => discovery.sent(transport.send(request))?,
             }
-        }
+        };
+        Ok(Self::from_client(
+            client,
+            keys,
+            transport,
+            DEFAULT_REFRESH_GRACE,
+        ))
     }
 
     /// Wraps a core client, a key set and a transport; `grace` as in the async client.

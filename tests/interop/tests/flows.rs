@@ -481,7 +481,6 @@ async fn stored_sessions<A: Adapter>() {
             on_refresh_error: Some(Arc::new(move |_| {
                 errors.fetch_add(1, Ordering::SeqCst);
             })),
-            resources: Vec::new(),
         }
     };
 
@@ -505,8 +504,8 @@ async fn stored_sessions<A: Adapter>() {
     assert_eq!(errors.load(Ordering::SeqCst), 0);
     assert_eq!(
         *persisted.lock().unwrap(),
-        [a.tokens().clone()],
-        "persisted once"
+        [a.tokens().clone(), a.tokens().clone()],
+        "every caller's on_refresh stores the shared set (DESIGN §6)"
     );
     api.get_user_info(a.clone()).await.unwrap();
 
