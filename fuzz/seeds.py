@@ -49,3 +49,11 @@ put("token_set", "client", json.dumps(m2m).encode())
 orgs = json.loads(F("userinfo.json")).get("organizations", [])
 put("scope", "worked", b"projects:** users:read owner\x00delete\x00projects.tasks\x00" + json.dumps(orgs).encode())
 put("scope", "wildcards", b"*:read projects:* *:**\x00read\x00users.verifiers\x00[{\"id\":\"org_a\",\"scopes\":[\"*:**\"]},{\"id\":\"org_a\"},7]")
+
+lt = {"iss": "https://idp.test/i_fuzz", "aud": "client_web", "iat": 1767312000, "exp": 1767312120,
+      "jti": "lt-1", "sub": "usr_alice", "sid": "s_1",
+      "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
+put("logout_token", "payload", b"\x01" + json.dumps(lt).encode())
+put("logout_token", "typed", b"\x02" + b'{"alg":"EdDSA","kid":"fuzz-ed25519","typ":"logout+jwt"}\x00' + json.dumps(lt).encode())
+put("logout_token", "nonce", b"\x01" + json.dumps(dict(lt, nonce="n")).encode())
+put("logout_token", "body", b"\x00logout_token=a.b.c&logout_token=d")

@@ -209,10 +209,7 @@ pub(crate) fn random_token<R: CryptoRng + ?Sized>(rng: &mut R) -> String {
 /// RFC 7636 §4.2: `BASE64URL(SHA256(ASCII(code_verifier)))`.
 #[must_use]
 pub fn pkce_challenge(code_verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        code_verifier.as_bytes(),
-    ))
+    URL_SAFE_NO_PAD.encode(crate::jose::sha256(code_verifier.as_bytes()))
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.

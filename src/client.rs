@@ -22,9 +22,7 @@ use url::Url;
 
 /// SHA-256 of a token: a single-flight key that is not the token itself.
 pub(crate) fn token_hash(token: &str) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    // A SHA-256 digest is always 32 bytes.
-    <[u8; 32]>::try_from(digest.as_ref()).unwrap_or_default()
+    crate::jose::sha256(token.as_bytes())
 }
 
 /// How [`Client::exchange_code`] binds the ID token to the login that asked for it. The

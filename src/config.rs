@@ -307,12 +307,43 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// Why a URL with a non-ASCII host is refused.
+pub(crate) const NON_ASCII_HOST: &str =
+    "host must be ASCII: write an internationalized domain name in its `xn--` form";
+
+/// Refuses an `http`/`https` URL whose host, as written, is not plain ASCII: a non-ASCII
+/// character or a percent-escape (which the URL parser would decode into the host). Hosts of
+/// issuers, endpoints, redirect URIs and resource indicators must be ASCII; an internationalized
+/// domain name is accepted in its `xn--` (Punycode) form. We decide this ourselves, before the
+/// URL parser, so the rule is the same whichever Unicode back end `idna` has in the
+/// application (see the `url-ascii-only` feature). Other schemes have opaque hosts (no IDNA).
+pub(crate) fn check_ascii_host(raw: &str) -> Result<(), &'static str> {
+    let Some((scheme, rest)) = raw.split_once(':') else {
+        return Ok(());
+    };
+    if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
+        return Ok(());
+    }
+    // As the URL parser does for special schemes: any number of `/` or `\` before the
+    // authority (`https:host` is `https://host`), which ends at `/`, `\`, `?` or `#`.
+    let rest = rest.trim_start_matches(['/', '\\']);
+    let authority = rest.split(['/', '\\', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host.bytes().any(|b| !b.is_ascii() || b == b'%') {
+        return Err(NON_ASCII_HOST);
+    }
+    Ok(())
+}
+
 fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
     if !is_printable(raw) {
         return Err(ConfigError::Issuer(
             "empty, or has whitespace or control characters",
         ));
     }
+    check_ascii_host(raw).map_err(ConfigError::Issuer)?;
     let trimmed = raw.strip_suffix('/').unwrap_or(raw);
     let url = Url::parse(trimmed).map_err(|_| ConfigError::Issuer("not an absolute URL"))?;
     check_https_or_loopback(&url).map_err(ConfigError::Issuer)?;
@@ -340,6 +371,7 @@ pub(crate) fn validate_redirect_uri(raw: &str) -> Result<Url, &'static str> {
     if !is_printable(raw) {
         return Err("empty, or has whitespace or control characters");
     }
+    check_ascii_host(raw)?;
     let url = Url::parse(raw).map_err(|_| "not an absolute URI")?;
     if url.fragment().is_some() || raw.contains('#') {
         return Err("must not have a fragment");
@@ -373,7 +405,7 @@ pub(crate) fn validate_redirect_uri(raw: &str) -> Result<Url, &'static str> {
 
 /// RFC 8707 §2: an absolute URI without a fragment.
 pub(crate) fn validate_resource(raw: &str) -> Result<(), ConfigError> {
-    if !is_printable(raw) || raw.contains('#') {
+    if !is_printable(raw) || raw.contains('#') || check_ascii_host(raw).is_err() {
         return Err(ConfigError::Resource);
     }
     Url::parse(raw)
@@ -502,6 +534,110 @@ mod tests {
             .build()
             .unwrap();
         assert!(!format!("{c:?}").contains("TOPSECRET"));
+    }
+
+    /// Hosts must be ASCII, whichever `idna` back end the application links: an
+    /// internationalized domain name is accepted in its `xn--` form only.
+    #[test]
+    fn non_ascii_hosts_are_refused_and_xn_forms_accepted() {
+        // (URL, host ASCII as written)
+        let table = [
+            ("https://xn--bcher-kva.example/i_a", true),
+            ("https://XN--BCHER-KVA.example/i_a", true),
+            ("https://idp.example.com/b\u{fc}cher", true), // non-ASCII path, ASCII host
+            ("https://b\u{fc}cher.example/i_a", false),
+            ("https://B\u{dc}CHER.example", false),
+            ("https://b%C3%BCcher.example/i_a", false), // percent-escaped non-ASCII host
+            ("https:b\u{fc}cher.example/i_a", false),   // no slashes: still the host
+            ("https:\\\\b\u{fc}cher.example/i_a", false), // backslashes, as the URL parser reads them
+            ("https://\u{430}pp.example.com/cb", false),  // Cyrillic look-alike
+            ("https://idp.example.com:443/i", true),
+            ("https://\u{ff41}pp.example.com/cb", false), // fullwidth letter
+        ];
+        for (url, ascii) in table {
+            let expected = if ascii { Ok(()) } else { Err(NON_ASCII_HOST) };
+            assert_eq!(check_ascii_host(url), expected, "{url}");
+            if !ascii {
+                assert_eq!(
+                    build(url).unwrap_err(),
+                    ConfigError::Issuer(NON_ASCII_HOST),
+                    "issuer {url}"
+                );
+                assert_eq!(
+                    validate_redirect_uri(url).unwrap_err(),
+                    NON_ASCII_HOST,
+                    "redirect {url}"
+                );
+                let e = Config::builder("https://idp.authpi.com/i_a", "c")
+                    .redirect_uri(url)
+                    .build()
+                    .unwrap_err();
+                assert_eq!(e, ConfigError::RedirectUri(NON_ASCII_HOST), "{url}");
+                let e = Config::builder("https://idp.authpi.com/i_a", "c")
+                    .resources([url])
+                    .build()
+                    .unwrap_err();
+                assert_eq!(e, ConfigError::Resource, "resource {url}");
+            }
+        }
+        let c = build("https://xn--bcher-kva.example/i_a").unwrap();
+        assert_eq!(c.issuer, "https://xn--bcher-kva.example/i_a");
+        assert!(validate_redirect_uri("https://xn--bcher-kva.example/cb").is_ok());
+        // Private-use schemes have no IDNA host: a non-ASCII path is the URL parser's business.
+        assert!(validate_redirect_uri("com.example.app:/b\u{fc}cher").is_ok());
+    }
+
+    /// Discovered endpoints (and the discovered issuer) follow the same rule.
+    #[test]
+    fn discovery_refuses_non_ascii_endpoint_hosts() {
+        let iss = "https://idp.authpi.com/i_abc";
+        let doc = |name: &str, value: &str| {
+            let mut doc = serde_json::json!({
+                "issuer": iss,
+                "authorization_endpoint": format!("{iss}/authorize"),
+                "token_endpoint": format!("{iss}/token"),
+                "jwks_uri": format!("{iss}/jwks.json"),
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["ES256"],
+                "code_challenge_methods_supported": ["S256"],
+            });
+            doc[name] = serde_json::Value::from(value);
+            http::Response::builder()
+                .status(200)
+                .body(serde_json::to_vec(&doc).unwrap())
+                .unwrap()
+        };
+        let now = crate::UnixTime(1_767_312_000);
+        let ok = doc("token_endpoint", "https://xn--bcher-kva.example/token");
+        let meta = crate::ProviderMetadata::from_response(&ok, iss, now).unwrap();
+        assert_eq!(
+            meta.token_endpoint().as_str(),
+            "https://xn--bcher-kva.example/token"
+        );
+        for name in [
+            "authorization_endpoint",
+            "token_endpoint",
+            "jwks_uri",
+            "userinfo_endpoint",
+        ] {
+            let bad = doc(name, "https://b\u{fc}cher.example/x");
+            assert_eq!(
+                crate::ProviderMetadata::from_response(&bad, iss, now).unwrap_err(),
+                crate::error::DiscoveryError::Endpoint(match name {
+                    "authorization_endpoint" => "authorization_endpoint",
+                    "token_endpoint" => "token_endpoint",
+                    "jwks_uri" => "jwks_uri",
+                    _ => "userinfo_endpoint",
+                }),
+                "{name}"
+            );
+        }
+        let bad = doc("issuer", "https://b\u{fc}cher.example/i_abc");
+        assert_eq!(
+            crate::ProviderMetadata::from_response(&bad, iss, now).unwrap_err(),
+            crate::error::DiscoveryError::Endpoint("issuer")
+        );
     }
 
     #[test]

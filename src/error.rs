@@ -54,6 +54,9 @@ pub enum Error {
     /// An access token presented to an API was refused (RFC 9068 validation).
     #[error("access token: {0}")]
     AccessToken(TokenError),
+    /// A back-channel logout request or its `logout_token` was refused (code `invalid_request`).
+    #[error("logout token: {0}")]
+    LogoutToken(crate::backchannel::LogoutTokenError),
     /// The provider's key set could not be used.
     #[error("JWKS: {0}")]
     Jwks(#[from] JwksError),
@@ -126,6 +129,7 @@ impl Error {
             )) => "invalid_nonce",
             Error::IdToken(_) => "invalid_id_token",
             Error::AccessToken(_) => "invalid_token",
+            Error::LogoutToken(_) => "invalid_request",
             Error::TokenExpired => "token_expired",
             Error::SubjectMismatch { .. } => "subject_mismatch",
             Error::Unsupported(_) => "unsupported",

@@ -119,7 +119,7 @@ pub trait Operation {
 }
 
 const NO_RESPONSE: Error = Error::Usage("poll called after Send without handle_response");
-const FINISHED: Error = Error::Usage("the operation is already finished");
+pub(crate) const FINISHED: Error = Error::Usage("the operation is already finished");
 
 /// The endpoint a request kind goes to, for [`Error::NoResponse`].
 fn endpoint_of(kind: RequestKind) -> Endpoint {
@@ -139,30 +139,30 @@ fn endpoint_of(kind: RequestKind) -> Endpoint {
 
 /// The request an operation sent last and what came back for it.
 #[derive(Default)]
-struct Inbox {
+pub(crate) struct Inbox {
     sent: Option<RequestKind>,
     reply: Option<Option<http::Response<Vec<u8>>>>,
 }
 
 impl Inbox {
     /// Records that `out` is being sent and returns the step that sends it.
-    fn send<T>(&mut self, out: Outgoing) -> Step<T> {
+    pub(crate) fn send<T>(&mut self, out: Outgoing) -> Step<T> {
         self.sent = Some(out.kind);
         self.reply = None;
         Step::Send(out)
     }
 
-    fn response(&mut self, response: http::Response<Vec<u8>>) {
+    pub(crate) fn response(&mut self, response: http::Response<Vec<u8>>) {
         self.reply = Some(Some(response));
     }
 
-    fn transport_error(&mut self) {
+    pub(crate) fn transport_error(&mut self) {
         self.reply = Some(None);
     }
 
     /// The response to the last request: [`Error::NoResponse`] after a transport error, a
     /// usage error when neither input came.
-    fn take(&mut self) -> Result<http::Response<Vec<u8>>, Error> {
+    pub(crate) fn take(&mut self) -> Result<http::Response<Vec<u8>>, Error> {
         match self.reply.take() {
             Some(Some(response)) => Ok(response),
             Some(None) => Err(self.sent.map_or(NO_RESPONSE, |kind| Error::NoResponse {
@@ -175,7 +175,7 @@ impl Inbox {
 
 /// Who can present a token, which decides whether its unknown `kid` may bypass the cooldown.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum TokenSource {
+pub(crate) enum TokenSource {
     /// An ID token straight from the token endpoint over TLS: one refetch per operation,
     /// whatever the cooldown.
     TokenEndpoint,
@@ -184,7 +184,7 @@ enum TokenSource {
 }
 
 /// The key set an operation verifies with, and its one permitted refetch.
-struct KeyRing {
+pub(crate) struct KeyRing {
     keys: KeySet,
     issuer: String,
     jwks_uri: url::Url,
@@ -196,7 +196,7 @@ struct KeyRing {
 }
 
 #[allow(clippy::large_enum_variant)] // short-lived, never stored
-enum Verified<T> {
+pub(crate) enum Verified<T> {
     Yes(T),
     NeedKeys(Outgoing),
     /// No key fits and no refetch is left or permitted: no verdict on the token.
@@ -206,7 +206,7 @@ enum Verified<T> {
 impl KeyRing {
     /// The key ring of an operation; a key set bound to another provider makes the first
     /// [`KeyRing::poll_event`] fail.
-    fn new(keys: &KeySet, metadata: &ProviderMetadata) -> Self {
+    pub(crate) fn new(keys: &KeySet, metadata: &ProviderMetadata) -> Self {
         let pending = keys
             .check_provider(metadata.issuer(), metadata.jwks_uri().as_str())
             .err()
@@ -224,7 +224,7 @@ impl KeyRing {
 
     /// What an operation's `poll` must return before anything else: a key-set event, then a
     /// deferred error (after which the operation is over).
-    fn poll_event<T>(&mut self) -> Result<Option<Step<T>>, Error> {
+    pub(crate) fn poll_event<T>(&mut self) -> Result<Option<Step<T>>, Error> {
         if let Some(keys) = self.event.take() {
             return Ok(Some(Step::KeysRefreshed(keys)));
         }
@@ -239,7 +239,7 @@ impl KeyRing {
     }
 
     /// Reports `e` after the pending key-set event (if any).
-    fn defer(&mut self, e: Error) {
+    pub(crate) fn defer(&mut self, e: Error) {
         self.pending = Some(e);
     }
 
@@ -265,7 +265,7 @@ impl KeyRing {
     /// Cheap rejections (allowed `alg`, signature length) come first, so that no token that
     /// fails them causes a JWKS request. `wrap` says which kind of token failed
     /// (`Error::IdToken` or `Error::AccessToken`).
-    fn verify(
+    pub(crate) fn verify(
         &mut self,
         jws: &Jws<'_>,
         allowed: AlgorithmSet,
@@ -296,7 +296,7 @@ impl KeyRing {
 
     /// Takes the JWKS response (or the transport failure) into the ring. Success or failure,
     /// the attempt counts and is handed out as a `KeysRefreshed` event.
-    fn absorb(
+    pub(crate) fn absorb(
         &mut self,
         response: Result<http::Response<Vec<u8>>, Error>,
         now: UnixTime,

@@ -78,6 +78,7 @@
 //! | (introspection) | [`Client::introspect`] |
 //! | `create_logout_url` | [`Client::logout_url`] |
 //! | (APIs) | [`Client::validate_access_token`] (RFC 9068) |
+//! | (back-channel logout) | [`Client::backchannel_logout`] → [`ValidateLogoutToken`] → [`LogoutToken`] |
 //! | `has_access`, `parse_scope` | [`scope::has_access`], [`scope::parse_scope`] |
 //! | `AuthenticatedAgent` | [`Agent`] |
 //! | `TokenSet` | [`TokenSet`] (same JSON) |
@@ -92,8 +93,27 @@
 //! present); a refreshed ID token whose key cannot be fetched never costs the rotated tokens
 //! (see the no-verdict rule in [`manual`] and [`Agent::identity_reverified`]). Access tokens
 //! presented to an API are verified per RFC 9068 by [`Client::validate_access_token`].
+//! Back-channel logout tokens (OIDC Back-Channel Logout 1.0) are verified by
+//! [`Client::backchannel_logout`] (signature, `iss`, `aud`, `iat`/`exp`, `jti`, `events`, `sid`
+//! or `sub`, no `nonce`, `typ`); the `jti` replay check is the caller's (see [`backchannel`]).
 //! Stored token sets are trusted as your own storage: `create_agent` decodes a stored ID token
 //! (checking its `iss` and `aud`) without re-verifying the signature.
+//!
+//! ## Cargo features
+//!
+//! One crypto backend, exactly (two, or none, is a compile error; [`jose::CRYPTO_BACKEND`]
+//! names the one built in). Key and signature rules are ours and identical for each.
+//!
+//! | feature | |
+//! |---|---|
+//! | `ring` (default) | ring: C and assembly, built with a C compiler |
+//! | `aws-lc-rs` | AWS-LC: faster P-256 and Ed25519 on x86_64; FIPS through aws-lc-rs's `fips` |
+//! | `rustcrypto` | pure Rust (`p256`, `ed25519-dalek` strict, `rsa`, `sha2`): no C compiler; `wasm32-unknown-unknown` |
+//! | `url-ascii-only` (default) | pins `idna_adapter` to its no-Unicode 1.0 stream, dropping ICU4X (about 21 crates) from `url` for the whole application (an existing `Cargo.lock` may need `cargo update -p idna_adapter --precise 1.0.0` once) |
+//!
+//! Another backend: `authpi-idp = { version = "…", default-features = false, features =
+//! ["rustcrypto", "url-ascii-only"] }`. Issuer, endpoint, redirect and resource hosts must be
+//! ASCII with or without `url-ascii-only` (an internationalized name in its `xn--` form).
 //!
 //! See [`manual`] for the threat model and the reason for each default.
 #![forbid(unsafe_code)]
@@ -110,6 +130,7 @@
 
 mod agent;
 mod authorize;
+pub mod backchannel;
 mod callback;
 mod client;
 pub mod config;
@@ -131,6 +152,7 @@ mod userinfo;
 
 pub use agent::{Agent, DEFAULT_EXPIRY_BUFFER, PrincipalType};
 pub use authorize::{AuthorizationRequest, AuthorizationUrl, pkce_challenge};
+pub use backchannel::{LogoutToken, ValidateLogoutToken};
 pub use callback::{CallbackInput, CallbackParams};
 pub use client::{Client, Introspection, LogoutRequest, NonceCheck, TokenTypeHint};
 pub use config::{ClientAuth, Config, ConfigBuilder};

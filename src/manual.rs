@@ -21,6 +21,7 @@
 //! | **Refresh-rotation races**: two requests spend one refresh token, the second gets `invalid_grant` and the session dies | the rotated set is an event (`Persist`) handed out before anything else can fail; requests carry a single-flight key so drivers send one refresh per token | [`crate::flow::Session`], [`crate::RequestKind::Refresh`] |
 //! | **Clock skew** between the provider and the service | 60 s leeway on `exp`, `nbf`, `iat` (configurable, at most 300 s) | [`crate::config::DEFAULT_LEEWAY`] |
 //! | **Secret leakage into logs** | `Debug` of token sets, transactions, configs and requests redacts secrets; errors never echo response bodies or token values; provider texts are truncated to 256 characters | everywhere |
+//! | **Forged or confused logout tokens**: anyone can POST to a back-channel logout endpoint; an ID or access token replayed there | signature, `iss`, `aud`, `iat`/`exp`, `jti`, the back-channel `events` member, `sid` or `sub`, no `nonce`, `typ` `logout+jwt` when present; an unknown `kid` refetches only outside the cooldown; `jti` replay is the caller's store's job | [`crate::backchannel`] |
 //! | **Open redirects and SSRF**: redirects on back-channel requests | drivers send requests as built and follow no redirects | adapters |
 //!
 //! ## The no-verdict rule: rotated tokens are never dropped
@@ -111,5 +112,8 @@
 //! - **Discovery**: the discovered `issuer` must be the configured one exactly; only the
 //!   configuration may carry an extra trailing slash.
 //! - **RSA keys below 2048 bits are ignored** when the JWKS is read.
+//! - **A logout token is accepted for at most 5 minutes after its `iat`** (plus leeway), even
+//!   when its `exp` is later or absent: logout tokens are delivered at once, and the bound lets
+//!   a replay cache forget a `jti` after [`crate::LogoutToken::accept_until`].
 //! - **UserInfo `sub` must equal the session's subject**, or the answer is
 //!   `subject_mismatch` (OIDC Core §5.3.2).

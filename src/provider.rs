@@ -9,7 +9,7 @@
 //!
 //! Metadata serializes (serde) with its fetch time, so a serverless deployment can persist it.
 
-use crate::config::{check_https_or_loopback, is_loopback};
+use crate::config::{check_ascii_host, check_https_or_loopback, is_loopback};
 use crate::error::DiscoveryError;
 use crate::jose::AlgorithmSet;
 use crate::json::{self, JsonError, Members};
@@ -106,6 +106,7 @@ impl ProviderMetadata {
         fetched_at: Option<UnixTime>,
     ) -> Result<Self, DiscoveryError> {
         let issuer = doc.req_str("issuer")?.to_owned();
+        check_ascii_host(&issuer).map_err(|_| DiscoveryError::Endpoint("issuer"))?;
         let issuer_url = Url::parse(&issuer).map_err(|_| DiscoveryError::Endpoint("issuer"))?;
         check_https_or_loopback(&issuer_url).map_err(|_| DiscoveryError::Endpoint("issuer"))?;
         let loopback = is_loopback(&issuer_url);
@@ -113,6 +114,7 @@ impl ProviderMetadata {
             let Some(raw) = doc.opt_str(name)? else {
                 return Ok(None);
             };
+            check_ascii_host(raw).map_err(|_| DiscoveryError::Endpoint(name))?;
             let url = Url::parse(raw).map_err(|_| DiscoveryError::Endpoint(name))?;
             let ok = url.scheme() == "https"
                 || (loopback && url.scheme() == "http" && is_loopback(&url));

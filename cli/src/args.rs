@@ -261,6 +261,9 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Run a local AuthPI-compatible issuer for development (`issuer serve`).
+    #[command(subcommand)]
+    Issuer(crate::issuer::IssuerCommand),
 }
 
 /// `login` arguments.

@@ -22,6 +22,7 @@ mod commands;
 mod demo;
 mod device;
 mod error;
+mod issuer;
 mod keyring;
 mod login;
 mod net;
@@ -196,5 +197,6 @@ fn run(command: Command, ctx: Ctx) -> Result<commands::Outcome, CliError> {
                 text,
             ))
         }
+        Command::Issuer(cmd) => issuer::run(cmd),
     }
 }

@@ -1,32 +1,134 @@
-//! The crypto seam: the only place that talks to `ring`.
+//! The crypto seam: the only place that talks to a crypto library.
 //!
-//! Two operations: turn JWK key material into a [`PublicKey`] (checking every size rule we can
-//! check without a signature), and verify a signature with it. A second backend would replace
-//! this file only.
+//! Like rustls's `CryptoProvider`, the primitives come from one backend chosen at build time by
+//! a cargo feature, and everything else is ours:
+//!
+//! | feature | backend | notes |
+//! |---|---|---|
+//! | `ring` (default) | ring 0.17 | C and assembly built by `cc` |
+//! | `aws-lc-rs` | AWS-LC through aws-lc-rs | faster P-256 and Ed25519 on x86_64; FIPS module via aws-lc-rs's `fips` feature |
+//! | `rustcrypto` | `p256` (ECDSA), `ed25519-dalek` (`verify_strict`), `rsa` (PKCS#1 v1.5 and PSS) + `sha2` | pure Rust: no C compiler, no assembly; builds for `wasm32-unknown-unknown` |
+//!
+//! Exactly one must be enabled: none, or two at once (e.g. `rustcrypto` without
+//! `default-features = false`), is a compile error rather than a silent choice, so a build
+//! that must not link C (wasm32) cannot end up with ring by accident.
+//!
+//! A backend ([`Backend`]) verifies a signature on key material that this module has already
+//! checked, and computes SHA-256/SHA-512 (`at_hash`, the PKCE challenge, the single-flight
+//! key). It never decides what is acceptable: every rule below is applied here, before the
+//! backend is called, identically for every backend, and the core test suite runs once per
+//! backend in CI.
 //!
 //! What is checked when, and why:
-//! - P-256 (`ES256`): `x` and `y` must be exactly 32 bytes each. ring 0.17 has no public API that
-//!   validates a P-256 point on its own: point validation happens inside every ECDSA
-//!   verification (`UnparsedPublicKey::verify` parses the point and checks it is on the curve),
-//!   and the only other route (ECDH via `agreement::agree_ephemeral`) needs an ephemeral private
-//!   key drawn from the OS RNG, which the core must not use. So a JWK whose point is not on the
-//!   curve is kept, and every signature checked against it fails with
-//!   [`JoseError::InvalidSignature`](super::JoseError::InvalidSignature).
+//! - P-256 (`ES256`): `x` and `y` must be exactly 32 bytes each; the signature exactly 64
+//!   bytes (`r ‖ s`). ring 0.17 has no public API that validates a P-256 point on its own: point
+//!   validation happens inside every ECDSA verification, and the only other route (ECDH via
+//!   `agreement::agree_ephemeral`) needs an ephemeral private key drawn from the OS RNG, which
+//!   the core must not use. So, for every backend alike, a JWK whose point is not on the curve
+//!   is kept, and every signature checked against it fails with
+//!   [`JoseError::InvalidSignature`](super::JoseError::InvalidSignature) (each backend parses
+//!   and validates the point at verification time; a test checks this for the active one).
 //! - Ed25519 (strict, RFC 8032 §5.1.7 and DESIGN §5): `x` must be exactly 32 bytes, its `y`
 //!   coordinate (the encoding with the sign bit cleared) must be canonical (`y < p`), and the
 //!   point must not be one of the eight points of small order (nor the two non-canonical
 //!   "negative zero" encodings of `x = 0`). A small-order key makes one fixed signature valid for
-//!   every message, and ring does not refuse such keys itself, so they are refused here, when
-//!   the JWKS is read. ring decodes the point at verification time and rejects a non-canonical
-//!   signature `S` (`S >= L`); a test pins that.
+//!   every message, and ring and aws-lc-rs do not refuse such keys themselves, so they are
+//!   refused here, for every backend, when the JWKS is read. The signature must be exactly 64
+//!   bytes with a canonical `S < L`, also checked here for every backend (each backend refuses
+//!   it too; a test pins that); every backend compares `R` by its encoding, so a non-canonical
+//!   `R` never verifies. The `rustcrypto` backend uses `ed25519-dalek`'s `verify_strict`, which
+//!   also refuses a small-order `R`: a signature only the key's owner could make, so with a
+//!   valid key the three backends accept the same signatures from anyone else.
 //! - RSA: the modulus (leading zero bytes tolerated and stripped) must have 2048 to 8192 bits and
-//!   be odd; the exponent must be odd and in `3..2^33`. These are the same limits ring enforces
-//!   at verification time, checked up front so that such a key is skipped at JWKS parse time.
-//!   ring 0.17 offers no pre-parsed RSA public key for verification, so `n` and `e` are kept
-//!   as bytes and parsed by ring on each verification (a few microseconds).
+//!   be odd; the exponent must be odd and in `3..2^33`; the signature exactly as long as the
+//!   modulus. These are ring's verification limits, checked up front so that such a key is
+//!   skipped at JWKS parse time and every backend sees the same keys (the `rsa` crate is told
+//!   to accept 8192-bit moduli, its default maximum being 4096). `n` and `e` are kept as bytes
+//!   and parsed by the backend on each verification (a few microseconds). The `rsa` crate's
+//!   RUSTSEC-2023-0071 (timing of private-key operations) does not apply: we only verify.
+
+#[cfg(not(any(feature = "ring", feature = "aws-lc-rs", feature = "rustcrypto")))]
+compile_error!(
+    "authpi-idp needs a crypto backend: enable one of the features `ring` (default), `aws-lc-rs`, `rustcrypto`"
+);
+#[cfg(any(
+    all(feature = "ring", feature = "aws-lc-rs"),
+    all(feature = "ring", feature = "rustcrypto"),
+    all(feature = "aws-lc-rs", feature = "rustcrypto"),
+))]
+compile_error!(
+    "authpi-idp: enable exactly one crypto backend feature; to choose `aws-lc-rs` or `rustcrypto`, set `default-features = false` (and add `url-ascii-only` back if wanted)"
+);
+
+#[cfg(feature = "aws-lc-rs")]
+mod aws_lc;
+#[cfg(feature = "ring")]
+mod ring_backend;
+#[cfg(feature = "rustcrypto")]
+mod rustcrypto;
 
 use super::Algorithm;
-use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+
+/// The backend of this build.
+#[cfg(all(
+    feature = "ring",
+    not(any(feature = "aws-lc-rs", feature = "rustcrypto"))
+))]
+type Active = ring_backend::Ring;
+/// The backend of this build.
+#[cfg(all(
+    feature = "aws-lc-rs",
+    not(any(feature = "ring", feature = "rustcrypto"))
+))]
+type Active = aws_lc::AwsLc;
+/// The backend of this build.
+#[cfg(all(
+    feature = "rustcrypto",
+    not(any(feature = "ring", feature = "aws-lc-rs"))
+))]
+type Active = rustcrypto::RustCrypto;
+
+/// The crypto backend of this build: `"ring"`, `"aws-lc-rs"` or `"rustcrypto"` (the cargo
+/// feature that chose it).
+pub const CRYPTO_BACKEND: &str = Active::NAME;
+
+/// RSA signature padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RsaPadding {
+    /// RSASSA-PKCS1-v1_5 (`RS256`).
+    Pkcs1v15,
+    /// RSASSA-PSS with MGF1-SHA-256 and a 32-byte salt (`PS256`).
+    Pss,
+}
+
+/// What a crypto backend provides. Inputs have passed this module's checks (sizes, signature
+/// lengths, canonical Ed25519 `S`); a backend answers `false` for anything it cannot verify.
+pub(crate) trait Backend {
+    /// The feature name.
+    const NAME: &'static str;
+    /// ECDSA P-256 with SHA-256 over `msg`; `point` is `04 ‖ x ‖ y`, `sig` is `r ‖ s`
+    /// (64 bytes). The point is validated (on the curve, not the identity) here.
+    fn verify_p256_sha256(point: &[u8; 65], msg: &[u8], sig: &[u8]) -> bool;
+    /// Ed25519 (RFC 8032, pure) over `msg`; `sig` is 64 bytes with `S < L`.
+    fn verify_ed25519(key: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool;
+    /// RSA with SHA-256; `n` (2048–8192 bits, odd) and `e` big-endian without leading zeros;
+    /// `sig` is exactly as long as `n`.
+    fn verify_rsa_sha256(n: &[u8], e: &[u8], padding: RsaPadding, msg: &[u8], sig: &[u8]) -> bool;
+    /// SHA-256.
+    fn sha256(data: &[u8]) -> [u8; 32];
+    /// SHA-512.
+    fn sha512(data: &[u8]) -> [u8; 64];
+}
+
+/// SHA-256 of `data`, by the active backend.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    Active::sha256(data)
+}
+
+/// SHA-512 of `data`, by the active backend.
+pub(crate) fn sha512(data: &[u8]) -> [u8; 64] {
+    Active::sha512(data)
+}
 
 /// Smallest RSA modulus accepted, in bits.
 pub(crate) const RSA_MIN_BITS: usize = 2048;
@@ -143,24 +245,43 @@ impl PublicKey {
     }
 }
 
+/// The Ed25519 group order `L`, little-endian (RFC 8032 §5.1).
+const ED25519_L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// Whether the `S` half of an Ed25519 signature is canonical (`S < L`, RFC 8032 §5.1.7).
+fn ed25519_s_is_canonical(sig: &[u8]) -> bool {
+    let Some(s) = sig.get(32..64) else {
+        return false;
+    };
+    // Little-endian: compare from the most significant byte down.
+    for (a, l) in s.iter().rev().zip(ED25519_L.iter().rev()) {
+        if a != l {
+            return a < l;
+        }
+    }
+    false // S == L
+}
+
 /// Verifies `sig` over `msg` with `key` under `alg`. `false` on any mismatch, including a key
 /// of the wrong family (callers select keys by family first; this is a second line).
 pub(crate) fn verify(alg: Algorithm, key: &PublicKey, msg: &[u8], sig: &[u8]) -> bool {
+    if sig.len() != key.signature_len() {
+        return false;
+    }
     match (alg, key) {
-        (Algorithm::Es256, PublicKey::P256(point)) => {
-            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                .verify(msg, sig)
-                .is_ok()
+        (Algorithm::Es256, PublicKey::P256(point)) => Active::verify_p256_sha256(point, msg, sig),
+        (Algorithm::EdDsa, PublicKey::Ed25519(x)) => {
+            ed25519_s_is_canonical(sig) && Active::verify_ed25519(x, msg, sig)
         }
-        (Algorithm::EdDsa, PublicKey::Ed25519(x)) => UnparsedPublicKey::new(&signature::ED25519, x)
-            .verify(msg, sig)
-            .is_ok(),
-        (Algorithm::Rs256, PublicKey::Rsa { n, e }) => RsaPublicKeyComponents { n, e }
-            .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
-            .is_ok(),
-        (Algorithm::Ps256, PublicKey::Rsa { n, e }) => RsaPublicKeyComponents { n, e }
-            .verify(&signature::RSA_PSS_2048_8192_SHA256, msg, sig)
-            .is_ok(),
+        (Algorithm::Rs256, PublicKey::Rsa { n, e }) => {
+            Active::verify_rsa_sha256(n, e, RsaPadding::Pkcs1v15, msg, sig)
+        }
+        (Algorithm::Ps256, PublicKey::Rsa { n, e }) => {
+            Active::verify_rsa_sha256(n, e, RsaPadding::Pss, msg, sig)
+        }
         _ => false,
     }
 }
@@ -282,6 +403,199 @@ mod tests {
         assert!(PublicKey::ed25519(&[1; 32]).is_some());
         assert!(PublicKey::ed25519(&[1; 31]).is_none());
         assert!(PublicKey::ed25519(&[1; 33]).is_none());
+    }
+
+    use crate::jose::BASE64URL;
+    use crate::jose::test_keys::TestKey;
+    use base64::Engine as _;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn b64(v: &serde_json::Value, member: &str) -> Vec<u8> {
+        BASE64URL.decode(v[member].as_str().unwrap()).unwrap()
+    }
+
+    /// The public key of a test key, through its JWK (as the JWKS parser sees it).
+    fn public(key: &TestKey) -> PublicKey {
+        let jwk = key.jwk();
+        match key.alg {
+            Algorithm::Es256 => PublicKey::p256(&b64(&jwk, "x"), &b64(&jwk, "y")),
+            Algorithm::EdDsa => PublicKey::ed25519(&b64(&jwk, "x")),
+            Algorithm::Rs256 | Algorithm::Ps256 => PublicKey::rsa(&b64(&jwk, "n"), &b64(&jwk, "e")),
+        }
+        .unwrap()
+    }
+
+    /// The backend the features chose (CI runs the core tests once per backend).
+    #[test]
+    fn backend_is_the_one_the_features_chose() {
+        let expected = if cfg!(feature = "ring") {
+            "ring"
+        } else if cfg!(feature = "aws-lc-rs") {
+            "aws-lc-rs"
+        } else {
+            "rustcrypto"
+        };
+        assert_eq!(CRYPTO_BACKEND, expected);
+    }
+
+    /// FIPS 180-2 appendix vectors ("abc").
+    #[test]
+    fn sha2_vectors() {
+        assert_eq!(
+            sha256(b"abc").to_vec(),
+            hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        assert_eq!(
+            sha512(b"abc").to_vec(),
+            hex(concat!(
+                "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a",
+                "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+            ))
+        );
+        assert_eq!(
+            sha256(b"").to_vec(),
+            hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
+    }
+
+    /// RFC 8032 §7.1 TEST 1 and TEST 2, plus the same signatures made non-canonical (`S + L`),
+    /// truncated, or over another message.
+    #[test]
+    fn ed25519_rfc8032_vectors_and_strictness() {
+        let cases = [
+            (
+                "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+                "",
+                concat!(
+                    "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155",
+                    "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+                ),
+            ),
+            (
+                "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+                "72",
+                concat!(
+                    "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da",
+                    "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+                ),
+            ),
+        ];
+        for (key, msg, sig) in cases {
+            let key = PublicKey::ed25519(&hex(key)).unwrap();
+            let (msg, sig) = (hex(msg), hex(sig));
+            assert!(
+                verify(Algorithm::EdDsa, &key, &msg, &sig),
+                "{CRYPTO_BACKEND}"
+            );
+            assert!(!verify(Algorithm::EdDsa, &key, b"other", &sig));
+            assert!(!verify(Algorithm::EdDsa, &key, &msg, &sig[..63]));
+            // S + L: the same scalar mod L, but not canonical (RFC 8032 §5.1.7).
+            let mut s_plus_l = sig.clone();
+            let mut carry = 0u16;
+            for (b, l) in s_plus_l[32..].iter_mut().zip(ED25519_L) {
+                let sum = u16::from(*b) + u16::from(l) + carry;
+                *b = sum as u8;
+                carry = sum >> 8;
+            }
+            assert_eq!(carry, 0);
+            assert!(!ed25519_s_is_canonical(&s_plus_l));
+            assert!(!verify(Algorithm::EdDsa, &key, &msg, &s_plus_l));
+        }
+        // The boundary of the canonical check itself.
+        let mut sig = [0u8; 64];
+        sig[32..].copy_from_slice(&ED25519_L);
+        assert!(!ed25519_s_is_canonical(&sig), "S = L");
+        sig[32] -= 1;
+        assert!(ed25519_s_is_canonical(&sig), "S = L - 1");
+        sig[32..].copy_from_slice(&[0; 32]);
+        assert!(ed25519_s_is_canonical(&sig), "S = 0");
+    }
+
+    /// RFC 6979 §A.2.5 (P-256, SHA-256, message "sample"); then the same key with `y` moved
+    /// off the curve: kept at parse time, never verifies (the same for every backend).
+    #[test]
+    fn p256_rfc6979_vector_and_off_curve_point() {
+        let x = hex("60fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6");
+        let y = hex("7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299");
+        let sig = hex(concat!(
+            "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716",
+            "f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8"
+        ));
+        let key = PublicKey::p256(&x, &y).unwrap();
+        assert!(
+            verify(Algorithm::Es256, &key, b"sample", &sig),
+            "{CRYPTO_BACKEND}"
+        );
+        assert!(!verify(Algorithm::Es256, &key, b"samplf", &sig));
+        // DER or any other length is refused before the backend.
+        assert!(!verify(Algorithm::Es256, &key, b"sample", &sig[..63]));
+        let mut off = y.clone();
+        off[31] ^= 1;
+        let off_curve = PublicKey::p256(&x, &off).unwrap();
+        assert!(!verify(Algorithm::Es256, &off_curve, b"sample", &sig));
+        // The point at infinity has no affine encoding; all-zero coordinates are off the curve.
+        let zero = PublicKey::p256(&[0; 32], &[0; 32]).unwrap();
+        assert!(!verify(Algorithm::Es256, &zero, b"sample", &sig));
+        // r = 0 or s = 0 never verifies.
+        let mut r0 = sig.clone();
+        r0[..32].fill(0);
+        assert!(!verify(Algorithm::Es256, &key, b"sample", &r0));
+    }
+
+    /// Signatures made by ring (the test keys) verify with the active backend, for every
+    /// algorithm; a flipped bit never does.
+    #[test]
+    fn signatures_from_another_implementation_verify() {
+        for alg in [
+            Algorithm::Es256,
+            Algorithm::EdDsa,
+            Algorithm::Rs256,
+            Algorithm::Ps256,
+        ] {
+            let key = TestKey::generate(alg, None);
+            let public = public(&key);
+            let msg = b"header.payload";
+            let sig = key.sign_raw(msg);
+            assert!(verify(alg, &public, msg, &sig), "{alg:?} {CRYPTO_BACKEND}");
+            let mut bad = sig.clone();
+            bad[sig.len() / 2] ^= 0x10;
+            assert!(!verify(alg, &public, msg, &bad), "{alg:?}");
+            assert!(!verify(alg, &public, b"header.payloae", &sig), "{alg:?}");
+        }
+        // RS256 and PS256 signatures are not interchangeable.
+        let rs = TestKey::generate(Algorithm::Rs256, None);
+        let sig = rs.sign_raw(b"m");
+        assert!(!verify(Algorithm::Ps256, &public(&rs), b"m", &sig));
+    }
+
+    /// The largest modulus the size rule accepts, 8192 bits, verifies with every backend
+    /// (the `rsa` crate's own default maximum is 4096); a key from another fixture does not.
+    #[test]
+    fn rsa_8192_verifies() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/keys/rsa8192.sig.json"))
+                .unwrap();
+        let key = PublicKey::rsa(&b64(&v, "n"), &b64(&v, "e")).unwrap();
+        assert_eq!(key.bits(), 8192);
+        let msg = v["msg"].as_str().unwrap().as_bytes();
+        assert!(
+            verify(Algorithm::Rs256, &key, msg, &b64(&v, "rs256")),
+            "{CRYPTO_BACKEND}"
+        );
+        assert!(
+            verify(Algorithm::Ps256, &key, msg, &b64(&v, "ps256")),
+            "{CRYPTO_BACKEND}"
+        );
+        assert!(!verify(Algorithm::Rs256, &key, msg, &b64(&v, "ps256")));
+        assert!(!verify(Algorithm::Rs256, &key, b"other", &b64(&v, "rs256")));
+        let other = public(&TestKey::generate(Algorithm::Rs256, None));
+        assert!(!verify(Algorithm::Rs256, &other, msg, &b64(&v, "rs256")));
     }
 
     #[test]

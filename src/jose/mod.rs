@@ -23,7 +23,8 @@ pub(crate) mod test_keys;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use crypto::{KeyKind, PublicKey};
+pub use crypto::CRYPTO_BACKEND;
+pub(crate) use crypto::{KeyKind, PublicKey, sha256};
 
 use crate::json::{self, JsonError, Members as _};
 use base64::Engine as _;
@@ -106,11 +107,11 @@ impl Algorithm {
     pub fn at_hash(self, access_token: &str) -> String {
         match self {
             Algorithm::Es256 | Algorithm::Rs256 | Algorithm::Ps256 => {
-                let digest = ring::digest::digest(&ring::digest::SHA256, access_token.as_bytes());
+                let digest = crypto::sha256(access_token.as_bytes());
                 BASE64URL.encode(digest.as_ref().get(..16).unwrap_or_default())
             }
             Algorithm::EdDsa => {
-                let digest = ring::digest::digest(&ring::digest::SHA512, access_token.as_bytes());
+                let digest = crypto::sha512(access_token.as_bytes());
                 BASE64URL.encode(digest.as_ref().get(..32).unwrap_or_default())
             }
         }

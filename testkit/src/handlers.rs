@@ -108,6 +108,20 @@ impl Issuer {
                 } else {
                     Form::parse(req.uri().query().unwrap_or("").as_bytes())
                 };
+                if self.interactive_login {
+                    // The login page posts the chosen user back; only a POST logs in.
+                    match form.one("login_user") {
+                        Ok(Some(user)) if post && self.users.contains_key(user) => {
+                            let user = user.to_owned();
+                            self.set_current_user(&user);
+                        }
+                        _ => {
+                            if let Some(page) = self.login_page(&form) {
+                                return page;
+                            }
+                        }
+                    }
+                }
                 self.authorize(&form, now)
             }
             "/token" if post => self
@@ -124,7 +138,7 @@ impl Issuer {
                 } else {
                     Form::parse(req.uri().query().unwrap_or("").as_bytes())
                 };
-                self.logout(&form)
+                self.logout(&form, now)
             }
             "/.well-known/openid-configuration"
             | "/jwks.json"
@@ -256,6 +270,49 @@ impl Issuer {
                 redirect(&append_query(&redirect_uri, &pairs))
             }
         }
+    }
+
+    /// The interactive login page: one button per user, the authorization parameters carried
+    /// as hidden fields. `None` (answer as usual) when the client or redirect URI is not
+    /// acceptable, so that the page is never shown for a request that would fail anyway.
+    fn login_page(&self, form: &Form) -> Option<Resp> {
+        let client = self.clients.get(form.one("client_id").ok()??)?;
+        if !client.redirect_uri_matches(form.one("redirect_uri").ok()??) {
+            return None;
+        }
+        let mut hidden = String::new();
+        for (k, v) in form.0.iter().filter(|(k, _)| k != "login_user") {
+            hidden.push_str(&format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(k),
+                escape(v)
+            ));
+        }
+        let mut users = String::new();
+        for u in self.users.values().filter(|u| !u.blocked) {
+            let label = match (&u.name, &u.email) {
+                (Some(n), Some(e)) => format!("{} &lt;{}&gt;", escape(n), escape(e)),
+                (Some(n), None) => escape(n),
+                (None, Some(e)) => escape(e),
+                (None, None) => String::new(),
+            };
+            users.push_str(&format!(
+                "<li><button type=\"submit\" name=\"login_user\" value=\"{id}\">{id}</button> {label}</li>",
+                id = escape(&u.id)
+            ));
+        }
+        let body = format!(
+            "<!doctype html><meta charset=\"utf-8\"><title>AuthPI dev issuer: sign in</title>\
+             <h1>Sign in to {client}</h1><p>Choose a user (development issuer: no password).</p>\
+             <form method=\"post\" action=\"{action}\">{hidden}<ul>{users}</ul></form>",
+            client = escape(&client.id),
+            action = escape(&format!("{}/authorize", self.path)),
+        );
+        Some(with_header(
+            html(StatusCode::OK, &body),
+            header::CACHE_CONTROL,
+            "no-store",
+        ))
     }
 
     fn authorize_checked(
@@ -985,7 +1042,7 @@ impl Issuer {
 
     // ---------------------------------------------------------------- /logout
 
-    fn logout(&mut self, form: &Form) -> Resp {
+    fn logout(&mut self, form: &Form, now: u64) -> Resp {
         let page = |status, text: &str| {
             html(
                 status,
@@ -1003,8 +1060,23 @@ impl Issuer {
         }
         let client_id = claims.get("aud").and_then(Value::as_str).unwrap_or("");
         let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
-        if self.session.as_ref().is_some_and(|s| s.user == sub) {
-            self.session = None;
+        // End the session the hint names (its `sid`), else the current one if it is the
+        // hint's user's; the clients that took part are told by back-channel logout.
+        let sid = claims
+            .get("sid")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                self.session
+                    .as_ref()
+                    .filter(|s| s.user == sub)
+                    .map(|s| s.sid.clone())
+            });
+        if let Some(sid) = sid {
+            match self.end_session(&sid, now) {
+                Ok(deliveries) => self.pending_logouts.extend(deliveries),
+                Err(_) => return page(StatusCode::INTERNAL_SERVER_ERROR, "signing failed"),
+            }
         }
         let target = form.one("post_logout_redirect_uri").ok().flatten();
         let registered = self.clients.get(client_id).is_some_and(|c| {
@@ -1022,6 +1094,22 @@ impl Issuer {
             _ => page(StatusCode::OK, "You are signed out."),
         }
     }
+}
+
+/// HTML-escapes text for element content and double-quoted attributes.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn server(_: crate::Error) -> (&'static str, String) {

@@ -49,6 +49,7 @@ pub struct IssuerBuilder {
     current_user: Option<String>,
     ttls: Ttls,
     authorization_response_iss: bool,
+    interactive_login: bool,
 }
 
 impl IssuerBuilder {
@@ -115,6 +116,14 @@ impl IssuerBuilder {
         self
     }
 
+    /// Interactive login: `/authorize` answers with a page where a user is chosen (and
+    /// submitted back to `/authorize` by POST) instead of auto-approving the current user
+    /// (default false). For the dev issuer; tests normally auto-approve.
+    pub fn interactive_login(mut self, on: bool) -> Self {
+        self.interactive_login = on;
+        self
+    }
+
     /// Replaces the issuer URL (used by [`crate::Served`] once it knows its port).
     pub fn issuer_url(mut self, url: &str) -> Self {
         self.url = url.trim_end_matches('/').to_owned();
@@ -163,6 +172,9 @@ impl IssuerBuilder {
             session: None,
             ttls: self.ttls,
             authorization_response_iss: self.authorization_response_iss,
+            interactive_login: self.interactive_login,
+            pending_logouts: Vec::new(),
+            ended_sessions: BTreeSet::new(),
             keys: VecDeque::new(),
             rsa_next: 0,
             codes: HashMap::new(),
@@ -257,6 +269,11 @@ pub struct Issuer {
     pub(crate) session: Option<Session>,
     pub(crate) ttls: Ttls,
     pub(crate) authorization_response_iss: bool,
+    pub(crate) interactive_login: bool,
+    /// Back-channel logout deliveries produced by `/logout`, not yet taken.
+    pub(crate) pending_logouts: Vec<crate::backchannel::LogoutDelivery>,
+    /// Sessions already ended (each is ended, and announced, once).
+    pub(crate) ended_sessions: BTreeSet<String>,
     /// Oldest first; the last one signs.
     pub(crate) keys: VecDeque<Generation>,
     rsa_next: usize,
@@ -293,6 +310,7 @@ impl Issuer {
             current_user: None,
             ttls: Ttls::default(),
             authorization_response_iss: false,
+            interactive_login: false,
         }
     }
 

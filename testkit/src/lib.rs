@@ -14,6 +14,10 @@
 //!   virtual clock is just a number you pass.
 //! - **served**: [`Served::start`] binds `127.0.0.1:0`, serves HTTP/1.1 (keep-alive, a thread
 //!   per connection) and stops when dropped. Its clock is the system clock unless set.
+//! - **dev issuer**: [`dev::serve`] builds it from a TOML/JSON file (users, organizations,
+//!   clients with back-channel logout URIs, TTLs, algorithm) and serves it with optional
+//!   request log and interactive login; `authpi-idp issuer serve --port P --config FILE`
+//!   runs it (example: `testkit/dev-issuer.toml`).
 //!
 //! ```
 //! use authpi_idp_testkit::Issuer;
@@ -53,12 +57,21 @@
 //! - Access tokens carry `org_id` when an org was selected. Introspection returns
 //!   `token_type` (`access_token`/`refresh_token`) and the token's `scope, client_id, sub,
 //!   exp, iat, iss, aud, jti, sid, org_id`.
-//! - `/logout` ends the current session (next login gets a new `sid` and `auth_time`).
+//! - `/logout` ends the session its `id_token_hint` names (next login gets a new `sid` and
+//!   `auth_time`), revokes that session's refresh tokens unless the grant has
+//!   `offline_access`, and sends an OIDC Back-Channel Logout 1.0 `logout_token` (typ
+//!   `logout+jwt`, `sub`, `sid`, `jti`, `events`, `exp` = `iat` + 120 s) to every client of the
+//!   session that registered a `backchannel_logout_uri` ([`Issuer::end_session`],
+//!   [`Issuer::take_logout_deliveries`]; [`Served`] POSTs them, loopback only). ID and access
+//!   tokens carry the session's `sid`. [`Issuer::mint_logout_token`] makes good and bad
+//!   logout tokens for tests ([`LogoutTokenSpec`]).
 //! - Errors on back-channel endpoints are `{"error","error_description"}` with 400
 //!   (401 `invalid_client`, with `WWW-Authenticate: Basic` when Basic was used) and
 //!   `Cache-Control: no-store`. Unknown paths are 404, wrong methods 405.
 #![forbid(unsafe_code)]
 
+mod backchannel;
+pub mod dev;
 mod handlers;
 mod issuer;
 pub mod jwt;
@@ -66,10 +79,11 @@ mod model;
 mod served;
 mod util;
 
+pub use backchannel::{BACKCHANNEL_LOGOUT_EVENT, LogoutDelivery, LogoutTokenSpec};
 pub use issuer::{Issuer, IssuerBuilder, Ttls, at_hash, pkce_challenge};
 pub use jwt::{Alg, TestKey};
 pub use model::{Client, ClientKind, Membership, Stats, User};
-pub use served::Served;
+pub use served::{DeliveryOutcome, ServeOptions, Served};
 
 /// What can go wrong building or running the issuer.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -145,6 +145,9 @@ pub struct Client {
     pub allowed_scopes: Vec<String>,
     /// Whether a refresh response carries a new ID token (default true).
     pub id_token_on_refresh: bool,
+    /// OIDC Back-Channel Logout 1.0: where the issuer POSTs a `logout_token` when a session
+    /// this client took part in ends (`None`: no back-channel logout).
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl fmt::Debug for Client {
@@ -158,6 +161,7 @@ impl fmt::Debug for Client {
             .field("alg", &self.alg)
             .field("allowed_scopes", &self.allowed_scopes)
             .field("id_token_on_refresh", &self.id_token_on_refresh)
+            .field("backchannel_logout_uri", &self.backchannel_logout_uri)
             .finish()
     }
 }
@@ -173,6 +177,7 @@ impl Client {
             alg: Alg::Es256,
             allowed_scopes: Vec::new(),
             id_token_on_refresh: true,
+            backchannel_logout_uri: None,
         }
     }
 
@@ -220,6 +225,12 @@ impl Client {
     /// Whether refresh responses carry an ID token.
     pub fn id_token_on_refresh(mut self, on: bool) -> Client {
         self.id_token_on_refresh = on;
+        self
+    }
+
+    /// Registers a back-channel logout URI (OIDC Back-Channel Logout 1.0).
+    pub fn backchannel_logout_uri(mut self, uri: &str) -> Client {
+        self.backchannel_logout_uri = Some(uri.to_owned());
         self
     }
 
@@ -286,6 +297,8 @@ pub struct Stats {
     pub introspect_requests: u64,
     /// `/logout`.
     pub logout_requests: u64,
+    /// Back-channel logout tokens produced for delivery (one per client per ended session).
+    pub backchannel_logouts: u64,
     /// Anything else (answered 404).
     pub other_requests: u64,
 }

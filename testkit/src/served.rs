@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 
+use crate::backchannel::LogoutDelivery;
 use crate::issuer::{Issuer, IssuerBuilder};
 use crate::model::Stats;
 
@@ -18,8 +19,56 @@ const MAX_HEAD: u64 = 64 * 1024;
 /// Largest request body.
 const MAX_BODY: u64 = 1024 * 1024;
 
+/// How [`Served::start_with`] serves.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Address to bind (default `127.0.0.1:0`: loopback, an ephemeral port).
+    pub bind: SocketAddr,
+    /// Print one line per request to standard output: method, path, status (and one line per
+    /// back-channel logout delivery). Default false.
+    pub log_requests: bool,
+    /// Bound on connecting, writing and reading when delivering a logout token (default 5 s).
+    pub delivery_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log_requests: false,
+            delivery_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ServeOptions {
+    /// Binds `addr` instead of `127.0.0.1:0`.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Logs one line per request to standard output.
+    pub fn log_requests(mut self, on: bool) -> Self {
+        self.log_requests = on;
+        self
+    }
+}
+
+/// The outcome of POSTing one logout token to a client's back-channel logout URI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryOutcome {
+    /// What was delivered.
+    pub delivery: LogoutDelivery,
+    /// The HTTP status the client answered, or why nothing was delivered.
+    pub result: Result<u16, String>,
+}
+
 struct Shared {
     issuer: Mutex<Issuer>,
+    options: ServeOptions,
+    delivered: Mutex<Vec<DeliveryOutcome>>,
     /// `None`: system time.
     clock: Mutex<Option<u64>>,
     stop: AtomicBool,
@@ -64,15 +113,28 @@ impl Served {
     /// Binds `127.0.0.1:0`, then builds the issuer with URL `http://127.0.0.1:PORT{path}`,
     /// where `{path}` is the path of the builder's URL (e.g. `/i_test`), and starts serving.
     pub fn start(builder: IssuerBuilder) -> io::Result<Served> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        Served::start_with(builder, ServeOptions::default())
+    }
+
+    /// Like [`Served::start`], binding `options.bind` (the issuer URL names the bound address;
+    /// an unspecified address such as `0.0.0.0` is named `127.0.0.1`).
+    pub fn start_with(builder: IssuerBuilder, options: ServeOptions) -> io::Result<Served> {
+        let listener = TcpListener::bind(options.bind)?;
         let addr = listener.local_addr()?;
         let path = url::Url::parse(builder.url())
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .unwrap_or_default();
-        let url = format!("http://127.0.0.1:{}{path}", addr.port());
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let url = format!("http://{host}:{}{path}", addr.port());
         let issuer = builder.issuer_url(&url).build().map_err(io::Error::other)?;
         let shared = Arc::new(Shared {
             issuer: Mutex::new(issuer),
+            options,
+            delivered: Mutex::new(Vec::new()),
             clock: Mutex::new(None),
             stop: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
@@ -145,6 +207,52 @@ impl Served {
     pub fn now(&self) -> u64 {
         self.shared.now()
     }
+
+    /// Ends session `sid` at the server's time ([`Issuer::end_session`]) and POSTs the logout
+    /// tokens to the clients' back-channel logout URIs, returning what happened to each.
+    pub fn end_session(&self, sid: &str) -> io::Result<Vec<DeliveryOutcome>> {
+        let now = self.shared.now();
+        let deliveries = lock(&self.shared.issuer)
+            .end_session(sid, now)
+            .map_err(io::Error::other)?;
+        Ok(deliver_all(&self.shared, deliveries))
+    }
+
+    /// Every back-channel logout delivery so far (from `/logout` and [`Served::end_session`]),
+    /// oldest first.
+    pub fn deliveries(&self) -> Vec<DeliveryOutcome> {
+        lock(&self.shared.delivered).clone()
+    }
+}
+
+/// POSTs each delivery, without holding the issuer lock (the receiving client may call the
+/// issuer, e.g. for its JWKS, while handling the POST).
+fn deliver_all(shared: &Shared, deliveries: Vec<LogoutDelivery>) -> Vec<DeliveryOutcome> {
+    let mut out = Vec::new();
+    for delivery in deliveries {
+        let result = delivery
+            .deliver(shared.options.delivery_timeout)
+            .map_err(|e| e.to_string());
+        if shared.options.log_requests {
+            let status = match &result {
+                Ok(s) => s.to_string(),
+                Err(e) => format!("failed: {e}"),
+            };
+            log_line(&format!(
+                "BACKCHANNEL-LOGOUT {} {} {status}",
+                delivery.client_id, delivery.uri
+            ));
+        }
+        out.push(DeliveryOutcome { delivery, result });
+    }
+    lock(&shared.delivered).extend(out.iter().cloned());
+    out
+}
+
+fn log_line(line: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
 }
 
 impl Drop for Served {
@@ -234,7 +342,19 @@ fn serve_requests(
             }
         }
         let now = shared.now();
-        let resp = lock(&shared.issuer).handle(req, now);
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let (resp, deliveries) = {
+            let mut issuer = lock(&shared.issuer);
+            let resp = issuer.handle(req, now);
+            (resp, issuer.take_logout_deliveries())
+        };
+        if shared.options.log_requests {
+            log_line(&format!("{method} {path} {}", resp.status().as_u16()));
+        }
+        // Back-channel logout is delivered before the browser gets its answer (as an OP that
+        // logs the user out everywhere before confirming would).
+        deliver_all(shared, deliveries);
         if write_response(writer, &resp, keep_alive, head).is_err() || !keep_alive {
             return;
         }

@@ -150,7 +150,17 @@ const webClient = (clientId, extra) => ({
   ...extra,
 });
 
+// OIDC Back-Channel Logout 1.0: `client_bcl` is told (a POSTed logout_token) when a session
+// it took part in ends here. The receiver is the Rust test tests/backchannel.rs, on a fixed
+// loopback port because clients are static (the test waits for the port if it is busy).
+const BACKCHANNEL_LOGOUT_URI = 'http://127.0.0.1:7778/backchannel-logout';
+
 const clients = [
+  webClient('client_bcl', {
+    id_token_signed_response_alg: 'ES256',
+    backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI,
+    backchannel_logout_session_required: true,
+  }),
   webClient('client_basic'),
   webClient('client_post', { token_endpoint_auth_method: 'client_secret_post' }),
   webClient('client_rs256', { id_token_signed_response_alg: 'RS256' }),
@@ -273,6 +283,16 @@ const configuration = {
     Interaction: TEN_MINUTES,
   },
 
+  // oidc-provider refuses outgoing requests to special-use addresses (SSRF protection), and
+  // 127.0.0.1 is one. Lift that for the test's back-channel logout receiver only.
+  fetch: (url, options) => {
+    if (String(url) === BACKCHANNEL_LOGOUT_URI) {
+      const { dispatcher: _ssrfGuard, ...rest } = options;
+      return fetch(url, rest);
+    }
+    return fetch(url, options);
+  },
+
   // Errors that cannot be redirected (bad client_id or redirect_uri) as JSON, not an HTML page.
   renderError: async (ctx, out) => {
     ctx.type = 'json';
@@ -307,6 +327,7 @@ const configuration = {
       },
     },
     userinfo: { enabled: true },
+    backchannelLogout: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: async (_ctx, _client, oneOf) => oneOf,
@@ -400,7 +421,8 @@ provider.on('server_error', (_ctx, err) => {
   process.stderr.write(`server_error: ${err.stack}\n`);
 });
 for (const event of ['grant.error', 'authorization.error', 'userinfo.error', 'introspection.error',
-  'revocation.error', 'end_session.error', 'jwks.error', 'discovery.error']) {
+  'revocation.error', 'end_session.error', 'jwks.error', 'discovery.error',
+  'backchannel.error']) {
   provider.on(event, (_ctx, err) => {
     const detail = err.error_detail ?? err.cause?.message;
     process.stderr.write(`${event}: ${err.error ?? err.name}: ${err.error_description ?? err.message}`

@@ -1,7 +1,9 @@
 //! Same-process comparison on identical inputs (same keys, same token response JSON, same JWKS):
 //!
-//! - `bare`: `ring` verifying the ID token's signature over its signing input, nothing else
-//!   (the cost of the cryptography; our crypto backend is ring);
+//! - `bare`: the core's crypto backend library (ring by default; aws-lc-rs or RustCrypto with
+//!   `--no-default-features --features aws-lc-rs|rustcrypto`) verifying the ID token's
+//!   signature over its signing input, nothing else (the cost of the cryptography, with the key
+//!   material decoded beforehand and parsed per call, as the core's seam does);
 //! - `ours`: authpi-idp, token response (`http::Response`) → fully validated ID token → `Agent`;
 //! - `oidc`: openidconnect 4, token response JSON → `CoreTokenResponse` → `IdToken::claims`
 //!   with `CoreIdTokenVerifier` (signature, iss, aud, exp, iat, nonce) → `at_hash` check as in
@@ -15,6 +17,8 @@
 mod fixture;
 
 use authpi_idp_testkit::Alg;
+#[cfg(feature = "aws-lc-rs")]
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fixture::{ALGS, ISSUER, Login, NOW, SECRET};
@@ -24,12 +28,14 @@ use openidconnect::core::{
 use openidconnect::{
     AccessTokenHash, ClientId, ClientSecret, IssuerUrl, Nonce, OAuth2TokenResponse, TokenResponse,
 };
+#[cfg(feature = "ring")]
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde_json::Value;
 use std::hint::black_box;
 use std::time::Instant;
 
-/// ring, on the token's signing input, with the key material decoded beforehand.
+/// The backend's library, on the token's signing input, with the key material decoded
+/// beforehand.
 struct Bare {
     alg: Alg,
     key: Vec<u8>,
@@ -76,6 +82,43 @@ impl Bare {
         }
     }
 
+    #[cfg(feature = "rustcrypto")]
+    #[inline]
+    fn verify(&self) -> bool {
+        use p256::ecdsa::signature::Verifier as _;
+        use sha2::Digest as _;
+        match self.alg {
+            Alg::Es256 => {
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.key).unwrap();
+                let sig = p256::ecdsa::Signature::from_slice(&self.signature).unwrap();
+                key.verify(&self.message, &sig).is_ok()
+            }
+            Alg::EdDsa => {
+                let key =
+                    ed25519_dalek::VerifyingKey::from_bytes(&self.key[..].try_into().unwrap())
+                        .unwrap();
+                let sig = ed25519_dalek::Signature::from_slice(&self.signature).unwrap();
+                key.verify_strict(&self.message, &sig).is_ok()
+            }
+            Alg::Rs256 | Alg::Ps256 => {
+                let key = rsa::RsaPublicKey::new_with_max_size(
+                    rsa::BigUint::from_bytes_be(&self.key),
+                    rsa::BigUint::from_bytes_be(&self.e),
+                    8192,
+                )
+                .unwrap();
+                let hashed = sha2::Sha256::digest(&self.message);
+                key.verify(
+                    rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                    &hashed,
+                    &self.signature,
+                )
+                .is_ok()
+            }
+        }
+    }
+
+    #[cfg(not(feature = "rustcrypto"))]
     #[inline]
     fn verify(&self) -> bool {
         match self.alg {
@@ -154,7 +197,12 @@ fn main() {
     println!(
         "rounds={rounds} batch={batch}; median ns per validation (min in brackets)\n\
          {:<6} {:>16} {:>16} {:>16} {:>11} {:>11}",
-        "alg", "bare ring", "ours", "openidconnect", "ours/bare", "oidc/ours"
+        "alg",
+        format!("bare {}", authpi_idp::jose::CRYPTO_BACKEND),
+        "ours",
+        "openidconnect",
+        "ours/bare",
+        "oidc/ours"
     );
     for (alg, client_id) in ALGS {
         let login = Login::new(&mut issuer, &keys, alg);
