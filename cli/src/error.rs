@@ -36,6 +36,8 @@ pub enum CliError {
     Binding(String),
     /// Another process held the token file's lock past the timeout.
     LockTimeout(String),
+    /// A configuration file (e.g. `issuer serve --config`) is invalid.
+    Config(String),
     /// Local I/O (the loopback listener, stdin, stdout, the browser).
     Io(String),
 }
@@ -58,6 +60,7 @@ impl CliError {
             CliError::LoginRequired(_) => "login_required",
             CliError::Binding(_) => "token_file_mismatch",
             CliError::LockTimeout(_) => "lock_timeout",
+            CliError::Config(_) => "configuration_error",
             CliError::Io(_) => "io_error",
         }
     }
@@ -104,6 +107,7 @@ impl CliError {
             CliError::LoginRequired(_) => "login_required",
             CliError::Binding(_) => "token_file",
             CliError::LockTimeout(_) => "lock",
+            CliError::Config(_) => "configuration",
             CliError::Io(_) => "io",
         }
     }
@@ -159,6 +163,7 @@ impl fmt::Display for CliError {
             | CliError::LoginRequired(m)
             | CliError::Binding(m)
             | CliError::LockTimeout(m)
+            | CliError::Config(m)
             | CliError::Io(m) => m.clone(),
         };
         f.write_str(&clean(&text))
