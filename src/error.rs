@@ -192,6 +192,8 @@ pub enum Endpoint {
     Revocation,
     /// The introspection endpoint (RFC 7662).
     Introspection,
+    /// The device authorization endpoint (RFC 8628).
+    DeviceAuthorization,
 }
 
 impl fmt::Display for Endpoint {
@@ -203,6 +205,7 @@ impl fmt::Display for Endpoint {
             Endpoint::UserInfo => "userinfo",
             Endpoint::Revocation => "revocation",
             Endpoint::Introspection => "introspection",
+            Endpoint::DeviceAuthorization => "device authorization",
         })
     }
 }
