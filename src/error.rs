@@ -245,6 +245,10 @@ pub enum ApiMisuse {
     /// The operation already ended with `Done` or an error: start a new operation.
     #[error("the operation is already finished")]
     OperationFinished,
+    /// A login that must yield a verifiable ID token (the device grant) was started without
+    /// the `openid` scope: add it.
+    #[error("the login needs the `openid` scope")]
+    OpenidScopeRequired,
 }
 
 /// Why a request could not be built.
@@ -277,6 +281,8 @@ pub enum Endpoint {
     Introspection,
     /// The end-session endpoint (RP-initiated logout).
     EndSession,
+    /// The device authorization endpoint (RFC 8628).
+    DeviceAuthorization,
 }
 
 impl fmt::Display for Endpoint {
@@ -289,6 +295,7 @@ impl fmt::Display for Endpoint {
             Endpoint::Revocation => "revocation",
             Endpoint::Introspection => "introspection",
             Endpoint::EndSession => "end-session",
+            Endpoint::DeviceAuthorization => "device authorization",
         })
     }
 }

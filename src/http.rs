@@ -39,6 +39,11 @@ pub enum RequestKind {
     Revocation,
     /// An RFC 7662 introspection request.
     Introspection,
+    /// An RFC 8628 device authorization request (starts a device login).
+    DeviceAuthorization,
+    /// An RFC 8628 device access token request (a poll). Never retry it: the first success
+    /// spends the device code.
+    DeviceCode,
 }
 
 impl fmt::Debug for RequestKind {
@@ -52,6 +57,8 @@ impl fmt::Debug for RequestKind {
             RequestKind::UserInfo => "UserInfo",
             RequestKind::Revocation => "Revocation",
             RequestKind::Introspection => "Introspection",
+            RequestKind::DeviceAuthorization => "DeviceAuthorization",
+            RequestKind::DeviceCode => "DeviceCode",
         })
     }
 }
@@ -66,6 +73,7 @@ impl RequestKind {
             RequestKind::AuthorizationCode
                 | RequestKind::Refresh { .. }
                 | RequestKind::ClientCredentials
+                | RequestKind::DeviceCode
         )
     }
 }

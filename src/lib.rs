@@ -152,8 +152,9 @@ pub use config::{ClientAuth, Config, ConfigBuilder};
 pub use error::{Error, OAuthError, OAuthErrorKind};
 pub use flow::{
     AccessTokenInfo, AuthorizationRequest, AuthorizationUrl, CallbackInput, CallbackParams,
-    Discovered, Introspection, LogoutRequest, LogoutToken, NonceCheck, Operation, RefreshOptions,
-    Step, TokenTypeHint, UserInfo, ValidateLogoutToken, pkce_challenge,
+    DeviceAuthorization, DevicePoll, DeviceStep, Discovered, Introspection, LogoutRequest,
+    LogoutToken, NonceCheck, Operation, RefreshOptions, Step, TokenTypeHint, UserInfo,
+    ValidateLogoutToken, pkce_challenge,
 };
 pub use http::{Outgoing, RequestKind};
 pub use jose::{Algorithm, AlgorithmSet, CRYPTO_BACKEND};

@@ -1,20 +1,15 @@
-//! The commands (everything but `demo`), over the blocking ureq client.
+//! The commands on a provider and a token file (login lives in `login.rs`, `demo` in `demo.rs`).
 
-use crate::args::{Conn, LoginArgs};
+use crate::args::{Conn, Where};
 use crate::error::CliError;
-use crate::output::{self, Style};
-use crate::store::TokenFile;
-use authpi_idp::{
-    Agent, AuthorizationRequest, Client, Config, LogoutRequest, TokenSet, TokenTypeHint, UnixTime,
-};
-use authpi_idp_ureq::{
-    CreateAgentOptions, DEFAULT_REFRESH_GRACE, IdpClientSync, TransportOptions, UreqTransport,
-};
+use crate::net::{Http, Log, Net, now};
+use crate::output::{self, Style, clean_line};
+use crate::store::{self, Binding, FileLock, TokenFile};
+use authpi_idp::{Agent, Client, Config, LogoutRequest, RefreshOptions, TokenSet, TokenTypeHint};
 use serde_json::{Value, json};
-use std::io::{BufRead, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a command produced: exit code 0 or 1 (`can`), and what to print.
 #[derive(Debug)]
@@ -28,7 +23,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn ok(json: Value, text: String) -> Self {
+    /// A successful outcome.
+    pub fn ok(json: Value, text: String) -> Self {
         Outcome {
             code: 0,
             json,
@@ -37,81 +33,220 @@ impl Outcome {
     }
 }
 
-/// The system clock.
-pub fn now() -> UnixTime {
-    UnixTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    )
+/// How a command prints and logs.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    /// Output style.
+    pub style: Style,
+    /// Diagnostics.
+    pub log: Log,
 }
 
-/// Builds the configuration from flags/environment.
-pub fn config(conn: &Conn, redirect_uri: Option<&str>) -> Result<Config, CliError> {
-    let issuer = conn.issuer.as_deref().ok_or_else(|| {
-        CliError::Usage("no issuer: pass --issuer or set AUTHPI_ISSUER_URL".into())
-    })?;
-    let client_id = conn.client_id.as_deref().ok_or_else(|| {
-        CliError::Usage("no client id: pass --client-id or set AUTHPI_CLIENT_ID".into())
-    })?;
-    let mut b = Config::builder(issuer, client_id);
-    if let Some(secret) = conn.client_secret.as_deref().filter(|s| !s.is_empty()) {
-        b = b.client_secret(secret);
+impl Ctx {
+    /// A transport that logs through this context.
+    pub fn http(&self) -> Http {
+        Http::new(self.log)
+    }
+}
+
+/// Reads a secret from a file or stdin (`-`), trimmed.
+pub fn read_secret_file(path: &Path, what: &str, arg: &str) -> Result<String, CliError> {
+    let mut s = String::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .read_to_string(&mut s)
+            .map_err(|e| CliError::Io(format!("cannot read the {what} from stdin: {e}")))?;
+    } else {
+        s = std::fs::read_to_string(path).map_err(|e| {
+            CliError::usage(
+                format!("cannot read the {what} from {}: {e}", path.display()),
+                Some(arg),
+            )
+        })?;
+    }
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(CliError::usage(format!("the {what} is empty"), Some(arg)));
+    }
+    Ok(s.to_owned())
+}
+
+/// Builds the configuration from flags/environment, completed by (and checked against) the
+/// binding of a token file.
+pub fn config(
+    conn: &Conn,
+    binding: Option<&Binding>,
+    redirect_uri: Option<&str>,
+) -> Result<Config, CliError> {
+    let issuer = conn
+        .issuer
+        .as_deref()
+        .or(binding.map(|b| b.issuer.as_str()))
+        .ok_or_else(|| {
+            CliError::usage(
+                "no issuer: pass --issuer or set AUTHPI_ISSUER_URL",
+                Some("--issuer"),
+            )
+        })?;
+    let client_id = conn
+        .client_id
+        .as_deref()
+        .or(binding.map(|b| b.client_id.as_str()))
+        .ok_or_else(|| {
+            CliError::usage(
+                "no client id: pass --client-id or set AUTHPI_CLIENT_ID",
+                Some("--client-id"),
+            )
+        })?;
+    if let Some(b) = binding {
+        check_binding(b, &Binding::new(issuer, client_id))?;
+    }
+    let mut builder = Config::builder(issuer, client_id);
+    let secret = match &conn.client_secret_file {
+        Some(p) => Some(read_secret_file(
+            p,
+            "client secret",
+            "--client-secret-file",
+        )?),
+        None => conn.client_secret.clone().filter(|s| !s.is_empty()),
+    };
+    if let Some(secret) = secret {
+        builder = builder.client_secret(secret);
     }
     if let Some(uri) = redirect_uri.or(conn.redirect_uri.as_deref()) {
-        b = b.redirect_uri(uri);
+        builder = builder.redirect_uri(uri);
     }
-    b.build()
+    builder
+        .build()
         .map_err(|e| CliError::from(authpi_idp::Error::from(e)))
 }
 
-/// Discovers the provider and its keys.
-pub fn discover(config: Config) -> Result<IdpClientSync, CliError> {
-    Ok(IdpClientSync::discover(config)?)
+/// Refuses to use a token file for another issuer or client than the one it was made for.
+pub fn check_binding(stored: &Binding, asked: &Binding) -> Result<(), CliError> {
+    if stored == asked {
+        return Ok(());
+    }
+    Err(CliError::Binding(format!(
+        "the stored session belongs to issuer {} and client {}, not issuer {} and client {}: \
+         use its --profile/--tokens, or `authpi-idp logout` first",
+        clean_line(&stored.issuer),
+        clean_line(&stored.client_id),
+        clean_line(&asked.issuer),
+        clean_line(&asked.client_id)
+    )))
 }
 
-/// A client for commands on a token file: the cached metadata and keys next to the file when
-/// fresh (no network), else discovery (and the cache is rewritten).
-fn client_for_file(conn: &Conn, file: &TokenFile) -> Result<IdpClientSync, CliError> {
-    let config = config(conn, None)?;
-    if let Some((metadata, keys)) = file.read_provider(config.issuer(), now()) {
+/// The binding of a configuration.
+pub fn binding_of(config: &Config) -> Binding {
+    Binding::new(config.issuer(), config.client_id())
+}
+
+/// A provider connection: the cache next to the token file when fresh (no network), else
+/// discovery.
+fn net_for(ctx: Ctx, config: Config, file: &TokenFile) -> Result<Net, CliError> {
+    let binding = binding_of(&config);
+    if let Some((metadata, keys)) = file.read_provider(&binding, now())? {
+        ctx.log.debug("using the cached provider metadata and keys");
         let client = Client::with_metadata(config, metadata)?;
-        return Ok(IdpClientSync::from_client(
-            client,
-            keys,
-            UreqTransport::new(TransportOptions::default()),
-            DEFAULT_REFRESH_GRACE,
-        ));
+        return Ok(Net::cached(client, keys, ctx.http()));
     }
-    let client = discover(config)?;
-    file.write_provider(client.client().metadata(), &client.keys());
-    Ok(client)
+    Net::discover(config, ctx.http())
 }
 
-/// Rewrites the provider cache when the key set changed during a command.
-fn update_cache(client: &IdpClientSync, file: &TokenFile, before: Option<UnixTime>) {
-    let keys = client.keys();
-    if keys.fetched_at() != before {
-        file.write_provider(client.client().metadata(), &keys);
-    }
+/// A token file opened under its lock, with its provider.
+struct Opened {
+    net: Net,
+    file: TokenFile,
+    binding: Binding,
+    tokens: TokenSet,
+    lock: FileLock,
 }
 
-/// Rebuilds the agent of a token file under its lock; refreshes when due (or `force`), and the
-/// rotated token set is written back before anything else happens.
-fn session(client: &IdpClientSync, file: &TokenFile, force: bool) -> Result<Agent, CliError> {
-    let before = client.keys().fetched_at();
-    let _lock = file.lock()?;
-    let tokens = file.read()?;
-    let sink = file.clone();
-    let options = CreateAgentOptions::new().on_refresh(move |t: TokenSet| sink.write(&t));
-    let agent = if force {
-        client.refresh(tokens, options)
+fn timeout(at: &Where) -> Duration {
+    Duration::from_secs(at.lock_timeout)
+}
+
+fn open(ctx: Ctx, conn: &Conn, at: &Where, exclusive: bool) -> Result<Opened, CliError> {
+    let path = store::resolve(at.tokens.as_deref(), at.profile.as_deref())?;
+    let file = TokenFile::new(path).with_store(at.store, ctx.log);
+    let lock = file.lock(exclusive, timeout(at), ctx.log)?;
+    let (tokens, bound) = file.read()?;
+    let config = config(conn, bound.as_ref(), None)?;
+    let binding = binding_of(&config);
+    let net = net_for(ctx, config, &file)?;
+    Ok(Opened {
+        net,
+        file,
+        binding,
+        tokens,
+        lock,
+    })
+}
+
+/// Rewrites the provider cache when it changed (under the exclusive lock, taken without
+/// waiting when only a shared one is held: the cache is only an optimization).
+fn save_cache(ctx: Ctx, o: Opened) {
+    if !o.net.keys_changed {
+        return;
+    }
+    let Opened {
+        net,
+        file,
+        binding,
+        lock,
+        ..
+    } = o;
+    let _lock = if lock.exclusive {
+        lock
     } else {
-        client.create_agent(tokens, options)
+        drop(lock);
+        match file.lock(true, Duration::ZERO, ctx.log) {
+            Ok(l) => l,
+            Err(_) => return,
+        }
     };
-    update_cache(client, file, before);
-    Ok(agent?)
+    if let Err(e) = file.write_provider(&binding, net.client.metadata(), &net.keys) {
+        ctx.log.note(&format!("warning: {e}"));
+    }
+}
+
+/// Rebuilds the agent of the stored session. Reads under a shared lock; when a refresh is due
+/// (or `force`), takes the exclusive lock, re-reads (another process may have refreshed
+/// meanwhile) and refreshes, writing the rotated set before anything else happens.
+fn session(ctx: Ctx, conn: &Conn, at: &Where, force: bool) -> Result<(Agent, Opened), CliError> {
+    let mut o = open(ctx, conn, at, false)?;
+    let buffer = o.net.client.config().refresh_buffer();
+    let due = force || o.tokens.is_expired(now(), buffer);
+    if due {
+        drop(o);
+        o = open(ctx, conn, at, true)?;
+    }
+    let client = o.net.client.clone();
+    let tokens = o.tokens.clone();
+    let agent = if !due {
+        let op = client.create_agent(
+            tokens,
+            RefreshOptions::new().auto_refresh(false),
+            &o.net.keys,
+        )?;
+        o.net.run_plain(op)
+    } else {
+        let op = if force {
+            client.refresh(tokens, RefreshOptions::new(), &o.net.keys)?
+        } else {
+            client.create_agent(tokens, RefreshOptions::new(), &o.net.keys)?
+        };
+        let (file, binding) = (o.file.clone(), o.binding.clone());
+        o.net.run(op, &mut |t| file.write(&t, &binding))
+    };
+    match agent {
+        Ok(agent) => Ok((agent, o)),
+        Err(e) => {
+            save_cache(ctx, o);
+            Err(e)
+        }
+    }
 }
 
 fn agent_outcome(agent: &Agent, style: Style) -> Outcome {
@@ -123,30 +258,52 @@ fn agent_outcome(agent: &Agent, style: Style) -> Outcome {
 }
 
 /// `whoami` / `refresh`.
-pub fn whoami(conn: &Conn, path: &Path, force: bool, style: Style) -> Result<Outcome, CliError> {
-    let file = TokenFile::new(path);
-    let client = client_for_file(conn, &file)?;
-    let agent = session(&client, &file, force)?;
-    Ok(agent_outcome(&agent, style))
+pub fn whoami(ctx: Ctx, conn: &Conn, at: &Where, force: bool) -> Result<Outcome, CliError> {
+    let (agent, o) = session(ctx, conn, at, force)?;
+    save_cache(ctx, o);
+    Ok(agent_outcome(&agent, ctx.style))
+}
+
+/// `token`: the access token (refreshed when due).
+pub fn token(ctx: Ctx, conn: &Conn, at: &Where, header: bool) -> Result<Outcome, CliError> {
+    let (agent, o) = session(ctx, conn, at, false)?;
+    save_cache(ctx, o);
+    let t = agent.tokens();
+    let line = if header {
+        format!("Authorization: Bearer {}\n", t.access_token)
+    } else {
+        format!("{}\n", t.access_token)
+    };
+    Ok(Outcome::ok(
+        json!({
+            "access_token": t.access_token,
+            "token_type": "Bearer",
+            "expires_at": t.expires_at,
+            "expires_in": t.expires_in(now()),
+        }),
+        line,
+    ))
 }
 
 /// `can`: 0 allowed, 1 denied.
 pub fn can(
+    ctx: Ctx,
     conn: &Conn,
-    path: &Path,
+    at: &Where,
     org: Option<&str>,
     action: &str,
     resource: &str,
 ) -> Result<Outcome, CliError> {
-    let file = TokenFile::new(path);
-    let client = client_for_file(conn, &file)?;
-    let agent = session(&client, &file, false)?;
+    let (agent, o) = session(ctx, conn, at, false)?;
+    save_cache(ctx, o);
     let allowed = match org {
         Some(o) => agent.has_access_in(o, action, resource),
         None => agent.has_access(action, resource),
     };
     let verdict = if allowed { "allowed" } else { "denied" };
-    let within = org.map(|o| format!(" in {o}")).unwrap_or_default();
+    let within = org
+        .map(|o| format!(" in {}", clean_line(o)))
+        .unwrap_or_default();
     Ok(Outcome {
         code: if allowed { 0 } else { 1 },
         json: json!({
@@ -154,54 +311,126 @@ pub fn can(
             "action": action, "resource": resource,
         }),
         text: format!(
-            "{verdict}: {} may{} {action} {resource}{within}\n",
-            agent.id(),
-            if allowed { "" } else { " not" }
+            "{verdict}: {} may{} {} {}{within}\n",
+            clean_line(agent.id()),
+            if allowed { "" } else { " not" },
+            clean_line(action),
+            clean_line(resource)
         ),
     })
 }
 
 /// `userinfo`.
-pub fn userinfo(conn: &Conn, path: &Path) -> Result<Outcome, CliError> {
-    let file = TokenFile::new(path);
-    let client = client_for_file(conn, &file)?;
-    let agent = session(&client, &file, false)?;
-    let info = client.get_user_info(&agent)?;
-    let v = output::userinfo_json(&info);
+pub fn userinfo(ctx: Ctx, conn: &Conn, at: &Where) -> Result<Outcome, CliError> {
+    let (agent, mut o) = session(ctx, conn, at, false)?;
+    let op = o.net.client.userinfo(&agent)?;
+    let info = o.net.run_plain(op);
+    save_cache(ctx, o);
+    let v = output::userinfo_json(&info?);
     Ok(Outcome::ok(v.clone(), output::kv_text(&v)))
 }
 
-/// `revoke`.
-pub fn revoke(conn: &Conn, path: &Path, refresh: bool, access: bool) -> Result<Outcome, CliError> {
-    let file = TokenFile::new(path);
-    let client = client_for_file(conn, &file)?;
-    let tokens = {
-        let _lock = file.lock()?;
-        file.read()?
-    };
+fn revoke_one(o: &mut Opened, token: &str, hint: TokenTypeHint) -> Result<(), CliError> {
+    let op = o.net.client.revoke(token, Some(hint))?;
+    o.net.run_plain(op)
+}
+
+/// `revoke`: under the exclusive lock (no refresh can rotate the token meanwhile), revoke, then
+/// delete the local tokens.
+pub fn revoke(
+    ctx: Ctx,
+    conn: &Conn,
+    at: &Where,
+    refresh: bool,
+    access: bool,
+) -> Result<Outcome, CliError> {
+    let mut o = open(ctx, conn, at, true)?;
+    let tokens = o.tokens.clone();
     let (token, hint) = match (&tokens.refresh_token, refresh, access) {
         (_, _, true) => (tokens.access_token.as_str(), TokenTypeHint::AccessToken),
         (Some(rt), _, false) => (rt.as_str(), TokenTypeHint::RefreshToken),
         (None, true, false) => {
-            return Err(CliError::Usage(
-                "the token file holds no refresh token".into(),
+            return Err(CliError::usage(
+                "the stored session holds no refresh token",
+                Some("--refresh"),
             ));
         }
         (None, false, false) => (tokens.access_token.as_str(), TokenTypeHint::AccessToken),
     };
-    client.revoke_token(token, Some(hint))?;
+    revoke_one(&mut o, token, hint)?;
+    o.file.delete()?;
     let name = match hint {
         TokenTypeHint::RefreshToken => "refresh_token",
         _ => "access_token",
     };
     Ok(Outcome::ok(
-        json!({"revoked": name}),
-        format!("revoked the {}\n", name.replace('_', " ")),
+        json!({"revoked": name, "deleted": o.file.path()}),
+        format!(
+            "revoked the {}; deleted {}\n",
+            name.replace('_', " "),
+            o.file.path().display()
+        ),
+    ))
+}
+
+/// `logout`: under the exclusive lock, revoke the refresh and access tokens, delete the local
+/// tokens, print the provider's logout URL.
+pub fn logout(
+    ctx: Ctx,
+    conn: &Conn,
+    at: &Where,
+    post_logout: Option<&str>,
+) -> Result<Outcome, CliError> {
+    let mut o = open(ctx, conn, at, true)?;
+    let tokens = o.tokens.clone();
+    let mut revoked = Vec::new();
+    if o.net.client.metadata().revocation_endpoint().is_some() {
+        if let Some(rt) = &tokens.refresh_token {
+            revoke_one(&mut o, rt, TokenTypeHint::RefreshToken)?;
+            revoked.push("refresh_token");
+        }
+        revoke_one(&mut o, &tokens.access_token, TokenTypeHint::AccessToken)?;
+        revoked.push("access_token");
+    } else {
+        ctx.log
+            .note("the provider has no revocation endpoint: only the local tokens are deleted");
+    }
+    let mut request = LogoutRequest::new();
+    if let Some(id) = &tokens.id_token {
+        request = request.id_token_hint(id.clone());
+    }
+    if let Some(u) = post_logout {
+        request = request.post_logout_redirect_uri(u);
+    }
+    let url = o.net.client.logout_url(&request).ok();
+    o.file.delete()?;
+    let mut text = format!(
+        "logged out: revoked {}; deleted {}\n",
+        if revoked.is_empty() {
+            "nothing".to_owned()
+        } else {
+            revoked.join(" and ").replace('_', " ")
+        },
+        o.file.path().display()
+    );
+    if let Some(u) = &url {
+        text.push_str(&format!(
+            "to end the session in the browser too, open:\n{u}\n"
+        ));
+    }
+    Ok(Outcome::ok(
+        json!({
+            "revoked": revoked,
+            "deleted": o.file.path(),
+            "logout_url": url.as_ref().map(|u| u.as_str()),
+        }),
+        text,
     ))
 }
 
 /// `logout-url`.
 pub fn logout_url(
+    ctx: Ctx,
     conn: &Conn,
     path: Option<&Path>,
     post_logout: Option<&str>,
@@ -210,14 +439,17 @@ pub fn logout_url(
     let mut request = LogoutRequest::new();
     let client = match path {
         Some(p) => {
-            let file = TokenFile::new(p);
-            let client = client_for_file(conn, &file)?;
-            if let Some(id) = file.read()?.id_token {
+            let at = Where {
+                tokens: Some(p.to_path_buf()),
+                ..Where::default()
+            };
+            let o = open(ctx, conn, &at, false)?;
+            if let Some(id) = o.tokens.id_token.clone() {
                 request = request.id_token_hint(id);
             }
-            client
+            o.net.client
         }
-        None => discover(config(conn, None)?)?,
+        None => Net::discover(config(conn, None, None)?, ctx.http())?.client,
     };
     if let Some(u) = post_logout {
         request = request.post_logout_redirect_uri(u);
@@ -225,14 +457,15 @@ pub fn logout_url(
     if let Some(s) = state {
         request = request.state(s);
     }
-    let url = client.create_logout_url(&request)?;
+    let url = client.logout_url(&request)?;
     Ok(Outcome::ok(
         json!({"url": url.as_str()}),
         format!("{url}\n"),
     ))
 }
 
-fn split_scopes(scopes: &[String]) -> Vec<String> {
+/// Scopes given as repeatable, space-separated flags.
+pub fn split_scopes(scopes: &[String]) -> Vec<String> {
     scopes
         .iter()
         .flat_map(|s| s.split_whitespace())
@@ -242,216 +475,95 @@ fn split_scopes(scopes: &[String]) -> Vec<String> {
 
 /// `client-credentials`.
 pub fn client_credentials(
+    ctx: Ctx,
     conn: &Conn,
     scopes: &[String],
     path: Option<&Path>,
-    style: Style,
 ) -> Result<Outcome, CliError> {
-    let client = discover(config(conn, None)?)?;
-    let agent = client.client_credentials(split_scopes(scopes))?;
+    let mut net = Net::discover(config(conn, None, None)?, ctx.http())?;
+    let op = net.client.client_credentials(split_scopes(scopes), &[])?;
+    let agent = net.run_plain(op)?;
     if let Some(p) = path {
-        save(&client, &TokenFile::new(p), agent.tokens())?;
+        let file = TokenFile::new(p).with_store(store::Store::File, ctx.log);
+        save_login(ctx, &net, &file, agent.tokens(), 30)?;
     }
-    Ok(agent_outcome(&agent, style))
+    Ok(agent_outcome(&agent, ctx.style))
 }
 
+/// Verification needs no client: RFC 9068 validation checks the issuer, the audience and the
+/// signature. The core's configuration wants a client id, so a fixed one stands in; it is never
+/// sent (validation makes no request but discovery and the JWKS).
+const VERIFY_ONLY_CLIENT: &str = "authpi-idp-cli-verify";
+
 /// `verify`: API-side access-token validation.
-pub fn verify(conn: &Conn, audience: &str, token: &str, style: Style) -> Result<Outcome, CliError> {
-    let client = discover(config(conn, None)?)?;
-    let info = client.validate_access_token(token, audience)?;
+pub fn verify(ctx: Ctx, conn: &Conn, audience: &str, token: &str) -> Result<Outcome, CliError> {
+    let token = if token == "-" {
+        read_secret_file(Path::new("-"), "access token", "TOKEN")?
+    } else {
+        token.to_owned()
+    };
+    let conn = Conn {
+        issuer: conn.issuer.clone(),
+        client_id: Some(
+            conn.client_id
+                .clone()
+                .unwrap_or_else(|| VERIFY_ONLY_CLIENT.to_owned()),
+        ),
+        ..Conn::default()
+    };
+    let mut net = Net::discover(config(&conn, None, None)?, ctx.http())?;
+    let op = net
+        .client
+        .validate_access_token(&token, audience, &net.keys);
+    let info = net.run_plain(op)?;
     let now = now();
+    let style = ctx.style;
     let v = output::access_token_json(&info, style, now);
     let mut text = output::agent_text(&info.agent, style, now);
     text.push_str(&format!(
         "client_id:     {}\naudience:      {}\njti:           {}\n",
-        info.client_id,
-        info.audience.join(" "),
-        info.jti
+        clean_line(&info.client_id),
+        clean_line(&info.audience.join(" ")),
+        clean_line(&info.jti)
     ));
     if let Some(t) = &info.dat_type {
-        text.push_str(&format!("type:          {t}\n"));
+        text.push_str(&format!("type:          {}\n", clean_line(t)));
     }
     Ok(Outcome::ok(v, text))
 }
 
-fn save(client: &IdpClientSync, file: &TokenFile, tokens: &TokenSet) -> Result<(), CliError> {
-    let _lock = file.lock()?;
-    file.write(tokens)?;
-    file.write_provider(client.client().metadata(), &client.keys());
+/// Saves a fresh login's tokens (and the provider cache) under the exclusive lock. A file that
+/// belongs to another issuer or client is not overwritten.
+pub fn save_login(
+    ctx: Ctx,
+    net: &Net,
+    file: &TokenFile,
+    tokens: &TokenSet,
+    lock_timeout: u64,
+) -> Result<(), CliError> {
+    let binding = binding_of(net.client.config());
+    let _lock = file.lock(true, Duration::from_secs(lock_timeout), ctx.log)?;
+    if file.exists() {
+        match file.read() {
+            Ok((_, Some(stored))) => check_binding(&stored, &binding)?,
+            Ok((_, None)) | Err(CliError::TokenFile(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    file.write(tokens, &binding)?;
+    if let Err(e) = file.write_provider(&binding, net.client.metadata(), &net.keys) {
+        ctx.log.note(&format!("warning: {e}"));
+    }
     Ok(())
 }
 
-const DEFAULT_SCOPES: &str = "openid profile email offline_access";
-
-fn authorization_request(args: &LoginArgs) -> AuthorizationRequest {
-    let mut scopes = split_scopes(&args.scope);
-    if scopes.is_empty() {
-        scopes = DEFAULT_SCOPES.split(' ').map(str::to_owned).collect();
+/// Checks, before a login, that the target file is not another issuer's or client's session
+/// (so the user is not sent through a login whose result cannot be saved).
+pub fn precheck_login_target(file: &TokenFile, binding: &Binding) -> Result<(), CliError> {
+    if file.exists()
+        && let Ok((_, Some(stored))) = file.read()
+    {
+        check_binding(&stored, binding)?;
     }
-    let mut req = AuthorizationRequest::new(scopes);
-    if let Some(org) = &args.org {
-        req = req.org(org.clone());
-    }
-    for r in &args.resource {
-        req = req.resource(r.clone());
-    }
-    req
-}
-
-/// `login`.
-pub fn login(args: &LoginArgs, style: Style) -> Result<Outcome, CliError> {
-    let agent;
-    let client;
-    if args.no_browser {
-        if args.conn.redirect_uri.is_none() {
-            return Err(CliError::Usage(
-                "--no-browser needs --redirect-uri (or AUTHPI_REDIRECT_URI)".into(),
-            ));
-        }
-        client = discover(config(&args.conn, None)?)?;
-        let tx = client.create_authorization_url(&authorization_request(args))?;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", tx.url)
-            .and_then(|()| out.flush())
-            .map_err(|e| CliError::Io(format!("cannot write to stdout: {e}")))?;
-        drop(out);
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| CliError::Io(format!("cannot read the callback URL: {e}")))?;
-        let line = line.trim();
-        if line.is_empty() {
-            return Err(CliError::Usage("no callback URL on stdin".into()));
-        }
-        agent = client.exchange_callback(line, &tx)?;
-    } else {
-        let (listener, redirect, path) = loopback(args.conn.redirect_uri.as_deref())?;
-        client = discover(config(&args.conn, Some(&redirect))?)?;
-        let tx = client.create_authorization_url(&authorization_request(args))?;
-        eprintln!("Open this URL in your browser to log in:\n\n  {}\n", tx.url);
-        eprintln!("Waiting for the callback on {redirect} …");
-        let deadline = Instant::now() + Duration::from_secs(args.timeout);
-        let (mut stream, target) = wait_for_callback(&listener, &path, deadline)?;
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-        let callback = format!("http://127.0.0.1:{port}{target}");
-        let result = client.exchange_callback(callback.as_str(), &tx);
-        let page = match &result {
-            Ok(a) => format!("Logged in as {}. You can close this window.", html(a.id())),
-            Err(e) => format!(
-                "Login failed ({}). You can close this window.",
-                html(e.code())
-            ),
-        };
-        respond(
-            &mut stream,
-            if result.is_ok() {
-                "200 OK"
-            } else {
-                "400 Bad Request"
-            },
-            &page,
-        );
-        agent = result?;
-    }
-    if let Some(p) = &args.tokens {
-        save(&client, &TokenFile::new(p), agent.tokens())?;
-    }
-    Ok(agent_outcome(&agent, style))
-}
-
-/// Binds the loopback listener: the port and path of a given `http://127.0.0.1:PORT/...`
-/// redirect URI, or a free port with `/callback`.
-fn loopback(redirect: Option<&str>) -> Result<(TcpListener, String, String), CliError> {
-    let (port, path) = match redirect {
-        None => (0, "/callback".to_owned()),
-        Some(r) => {
-            let url = url::Url::parse(r)
-                .map_err(|_| CliError::Usage("--redirect-uri is not a URL".into()))?;
-            if url.scheme() != "http" || url.host_str() != Some("127.0.0.1") {
-                return Err(CliError::Usage(
-                    "without --no-browser the redirect URI must be http://127.0.0.1[:PORT]/PATH \
-                     (or leave it out: a free port is used)"
-                        .into(),
-                ));
-            }
-            (url.port().unwrap_or(0), url.path().to_owned())
-        }
-    };
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .map_err(|e| CliError::Io(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| CliError::Io(format!("cannot listen: {e}")))?
-        .port();
-    Ok((listener, format!("http://127.0.0.1:{bound}{path}"), path))
-}
-
-/// Accepts connections until one is a `GET` of `path` (others get a 404), or the deadline.
-fn wait_for_callback(
-    listener: &TcpListener,
-    path: &str,
-    deadline: Instant,
-) -> Result<(TcpStream, String), CliError> {
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| CliError::Io(format!("listener: {e}")))?;
-    loop {
-        match listener.accept() {
-            Ok((mut stream, _)) => {
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                match read_request_target(&mut stream) {
-                    Some(target) if target.split('?').next() == Some(path) => {
-                        return Ok((stream, target));
-                    }
-                    _ => respond(&mut stream, "404 Not Found", "Not the login callback."),
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() >= deadline {
-                    return Err(CliError::Io("no callback before the timeout".into()));
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            Err(e) => return Err(CliError::Io(format!("listener: {e}"))),
-        }
-    }
-}
-
-/// Reads a request head (at most 16 KiB) and returns the target of a `GET`.
-fn read_request_target(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 || head.len() > 16 * 1024 {
-            break;
-        }
-        head.extend_from_slice(buf.get(..n)?);
-    }
-    let text = String::from_utf8_lossy(&head);
-    let mut parts = text.lines().next()?.split(' ');
-    match (parts.next(), parts.next()) {
-        (Some("GET"), Some(target)) if target.starts_with('/') => Some(target.to_owned()),
-        _ => None,
-    }
-}
-
-fn html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn respond(stream: &mut TcpStream, status: &str, message: &str) {
-    let body =
-        format!("<!doctype html><meta charset=utf-8><title>authpi-idp</title><p>{message}</p>\n");
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.flush();
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! `authpi-idp demo`: a whole session against the embedded issuer, over real HTTP on loopback.
 
-use crate::commands::{Outcome, now};
+use crate::commands::Outcome;
 use crate::error::CliError;
+use crate::net::now;
 use crate::output::{self, Style, fingerprint};
 use authpi_idp::{AuthorizationRequest, Config, TokenSet, TokenTypeHint};
 use authpi_idp_testkit::Served;

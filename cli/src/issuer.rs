@@ -45,7 +45,7 @@ pub struct ServeArgs {
 /// Runs an `issuer` command. `serve` returns only on a startup error.
 pub fn run(cmd: IssuerCommand) -> Result<Outcome, CliError> {
     let IssuerCommand::Serve(args) = cmd;
-    let config = DevConfig::from_path(&args.config).map_err(|e| CliError::Usage(e.to_string()))?;
+    let config = DevConfig::from_path(&args.config).map_err(|e| CliError::Config(e.to_string()))?;
     let serve = ServeOptions::default()
         .bind(SocketAddr::new(args.bind, args.port))
         .log_requests(args.log_requests);

@@ -14,6 +14,27 @@ pub struct Style {
     pub show_tokens: bool,
 }
 
+/// Provider text made safe for a terminal: control characters (ESC, CR, BEL, …, also C1) and
+/// Unicode bidirectional controls are replaced by `\u{…}` escapes, so an organization title or
+/// a UserInfo claim cannot move the cursor, recolor or rewrite what the user reads.
+pub fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && c != '\n') || bidi {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Like [`clean`], and a newline is escaped too (for values printed on one line).
+pub fn clean_line(s: &str) -> String {
+    clean(s).replace('\n', "\\u{a}")
+}
+
 /// A short, non-reversible fingerprint of a secret (first 8 hex digits of its SHA-256), to show
 /// that a token changed without showing it.
 pub fn fingerprint(secret: &str) -> String {
@@ -70,7 +91,7 @@ pub fn agent_text(agent: &Agent, style: Style, now: UnixTime) -> String {
     let _ = writeln!(
         s,
         "subject:       {} ({})",
-        agent.id(),
+        clean_line(agent.id()),
         agent.principal_type().as_str()
     );
     if let Some(email) = agent.email() {
@@ -79,10 +100,10 @@ pub fn agent_text(agent: &Agent, style: Style, now: UnixTime) -> String {
             Some(false) => " (unverified)",
             None => "",
         };
-        let _ = writeln!(s, "email:         {email}{verified}");
+        let _ = writeln!(s, "email:         {}{verified}", clean_line(email));
     }
     if let Some(org) = agent.org_id() {
-        let _ = writeln!(s, "organization:  {org}");
+        let _ = writeln!(s, "organization:  {}", clean_line(org));
     }
     if agent.organizations().is_empty() {
         let _ = writeln!(s, "organizations: (none)");
@@ -91,15 +112,20 @@ pub fn agent_text(agent: &Agent, style: Style, now: UnixTime) -> String {
         let title = o
             .title
             .as_deref()
-            .map(|t| format!(" \"{t}\""))
+            .map(|t| format!(" \"{}\"", clean_line(t)))
             .unwrap_or_default();
-        let _ = writeln!(s, "organization:  {}{title}: {}", o.id, o.scopes.join(" "));
+        let _ = writeln!(
+            s,
+            "organization:  {}{title}: {}",
+            clean_line(&o.id),
+            clean_line(&o.scopes.join(" "))
+        );
     }
     if !agent.token_scopes().as_slice().is_empty() {
         let _ = writeln!(
             s,
             "scope:         {}",
-            agent.token_scopes().as_slice().join(" ")
+            clean_line(&agent.token_scopes().as_slice().join(" "))
         );
     }
     let _ = writeln!(
@@ -172,7 +198,7 @@ pub fn kv_text(value: &Value) -> String {
                 Value::String(x) => x.clone(),
                 other => other.to_string(),
             };
-            let _ = writeln!(s, "{k}: {v}");
+            let _ = writeln!(s, "{}: {}", clean_line(k), clean_line(&v));
         }
     }
     s
@@ -181,6 +207,26 @@ pub fn kv_text(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_escapes_terminal_controls_and_keeps_text() {
+        for (input, expected) in [
+            ("Founder", "Founder"),
+            ("Caf\u{e9} \u{1F600}", "Caf\u{e9} \u{1F600}"),
+            (
+                "\u{1b}[2J\u{1b}]0;pwned\u{7}",
+                "\\u{1b}[2J\\u{1b}]0;pwned\\u{7}",
+            ),
+            ("a\rb", "a\\u{d}b"),
+            ("\u{9b}31m", "\\u{9b}31m"),
+            ("x\u{202e}gpj.exe", "x\\u{202e}gpj.exe"),
+            ("tab\there", "tab\\u{9}here"),
+        ] {
+            assert_eq!(clean(input), expected, "{input:?}");
+        }
+        assert_eq!(clean("a\nb"), "a\nb");
+        assert_eq!(clean_line("a\nb"), "a\\u{a}b");
+    }
 
     #[test]
     fn fingerprint_is_stable_short_and_not_the_secret() {

@@ -26,10 +26,30 @@ fn cmd() -> Command {
         "AUTHPI_CLIENT_ID",
         "AUTHPI_CLIENT_SECRET",
         "AUTHPI_REDIRECT_URI",
+        "AUTHPI_PROFILE",
+        "AUTHPI_BROWSER",
+        "AUTHPI_LOG",
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
     ] {
         c.env_remove(var);
     }
+    // Default token locations of these tests stay in a private directory, never in $HOME.
+    c.env("XDG_STATE_HOME", state_home());
     c
+}
+
+/// The XDG state directory of this test process.
+fn state_home() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("authpi-cli-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// A fresh, empty directory for one test.
@@ -121,11 +141,14 @@ fn headless_login(served: &Served, tokens: &Path, extra: &[&str]) -> Value {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
+    // Under --json stdout is JSON lines: the URL to open first, the result last.
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let url = first["authorization_url"].as_str().unwrap();
     assert!(
-        first.starts_with(&format!("{}/authorize?", served.issuer_url())),
+        url.starts_with(&format!("{}/authorize?", served.issuer_url())),
         "first line is not the authorization URL: {first}"
     );
-    let callback = browse(first.trim());
+    let callback = browse(url);
     assert!(callback.starts_with("http://127.0.0.1:9/callback?"));
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{callback}").unwrap();
@@ -142,6 +165,11 @@ fn headless_login(served: &Served, tokens: &Path, extra: &[&str]) -> Value {
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn unix_now() -> u64 {
@@ -221,22 +249,20 @@ fn loopback_login_receives_the_callback_on_its_own_listener() {
     let mut child = cmd()
         .arg("login")
         .args(web_args(&served))
-        .args(["--json", "--timeout", "30"])
+        .args(["--json", "--timeout", "30", "--no-launch-browser"])
+        .arg("--tokens")
+        .arg(temp_dir("loopback").join("t.json"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "no URL on stderr");
-        if let Some(u) = line
-            .trim()
-            .strip_prefix(&format!("{}/authorize?", served.issuer_url()))
-        {
-            break format!("{}/authorize?{u}", served.issuer_url());
-        }
-    };
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["browser_opened"], false);
+    let url = first["authorization_url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{}/authorize?", served.issuer_url())));
     let callback = browse(&url);
     assert!(callback.starts_with("http://127.0.0.1:"), "{callback}");
     // The CLI's listener answers the browser with a small page.
@@ -250,8 +276,22 @@ fn loopback_login_receives_the_callback_on_its_own_listener() {
         .unwrap();
     assert_eq!(page.status(), 200);
     assert!(String::from_utf8_lossy(page.body()).contains("Logged in as usr_alice"));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(stdout_json(&out)["id"], "usr_alice");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Under --json stderr is empty on success (no prose).
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&rest).unwrap();
+    assert_eq!(v["id"], "usr_alice");
 }
 
 #[test]
@@ -337,7 +377,7 @@ fn whoami_can_userinfo_and_logout_url_on_a_token_file() {
 }
 
 #[test]
-fn can_exits_2_with_a_json_error_when_the_token_file_is_missing() {
+fn can_exits_3_login_required_with_a_json_error_when_the_token_file_is_missing() {
     let served = Served::start_demo().unwrap();
     let dir = temp_dir("can-missing");
     let missing = dir.join("absent.json");
@@ -346,26 +386,28 @@ fn can_exits_2_with_a_json_error_when_the_token_file_is_missing() {
         "can",
         &["--tokens", missing.to_str().unwrap(), "--json", "read", "x"],
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(out.stdout.is_empty());
     let e = stderr_json(&out);
-    assert_eq!(e["error"], "token_file_error");
-    assert_eq!(e["kind"], "token_file");
+    assert_eq!(e["error"], "login_required");
+    assert_eq!(e["kind"], "login_required");
+    assert_eq!(e["exit_code"], 3);
     assert!(e["message"].as_str().unwrap().contains("absent.json"));
 }
 
 #[test]
-fn a_bad_issuer_is_a_json_error_on_stderr_with_exit_2() {
-    // Nothing listens on port 1; a relative issuer is a configuration error; a missing issuer
-    // is a usage error.
-    for (issuer, code, kind) in [
+fn a_bad_issuer_is_a_json_error_on_stderr_with_its_exit_code() {
+    // Nothing listens on port 1 (unavailable: 5); a relative issuer is a configuration error
+    // (2); a missing issuer is a usage error (4).
+    for (issuer, code, kind, exit) in [
         (
             Some("http://127.0.0.1:1/i_none"),
             "transport_error",
             "transport",
+            5,
         ),
-        (Some("not a url"), "configuration_error", "configuration"),
-        (None, "usage_error", "usage"),
+        (Some("not a url"), "configuration_error", "configuration", 2),
+        (None, "usage_error", "usage", 4),
     ] {
         let mut c = cmd();
         c.args(["client-credentials", "--json", "--client-id", "c_m2m"]);
@@ -373,7 +415,7 @@ fn a_bad_issuer_is_a_json_error_on_stderr_with_exit_2() {
             c.args(["--issuer", i]);
         }
         let out = c.output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{issuer:?}");
+        assert_eq!(out.status.code(), Some(exit), "{issuer:?}");
         assert!(out.stdout.is_empty());
         let e = stderr_json(&out);
         assert_eq!(e["error"], code, "{issuer:?}");
@@ -382,7 +424,7 @@ fn a_bad_issuer_is_a_json_error_on_stderr_with_exit_2() {
     }
     // A clap usage error is JSON too under --json.
     let out = cmd().args(["can", "--json"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(4));
     assert_eq!(stderr_json(&out)["error"], "usage_error");
 }
 
@@ -394,12 +436,18 @@ fn a_failing_refresh_leaves_the_token_file_untouched() {
     let file = tokens.to_str().unwrap();
     headless_login(&served, &tokens, &[]);
 
+    // Keep a copy of the session, revoke it (which deletes the file), then put the copy back:
+    // a token file whose refresh token the provider no longer honours.
+    let before = std::fs::read(&tokens).unwrap();
     let out = run(&served, "revoke", &["--tokens", file, "--json"]);
     assert_eq!(stdout_json(&out)["revoked"], "refresh_token");
-    let before = std::fs::read(&tokens).unwrap();
+    assert!(!tokens.exists());
+    std::fs::write(&tokens, &before).unwrap();
+    set_mode(&tokens, 0o600);
 
     let out = run(&served, "refresh", &["--tokens", file, "--json"]);
-    assert_eq!(out.status.code(), Some(2));
+    // Login required.
+    assert_eq!(out.status.code(), Some(3));
     let e = stderr_json(&out);
     assert_eq!(e["error"], "invalid_grant");
     assert_eq!(e["kind"], "oauth");
@@ -517,4 +565,945 @@ fn client_credentials_and_verify_as_an_api() {
         !String::from_utf8_lossy(&out.stderr).contains(&at),
         "token echoed"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15: defects and the commands users expect.
+
+/// A child with a liveness guard: killed (and the test failed) if it runs longer than `secs`.
+fn wait_guarded(mut child: std::process::Child, secs: u64) -> Output {
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > std::time::Duration::from_secs(secs) {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {secs} s; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A fake browser: a script that GETs the login URL, then follows the issuer's redirect to the
+/// CLI's loopback listener (what a browser does), recording that it ran in `marker`.
+fn fake_browser(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let marker = dir.join("browser-ran");
+    let script = dir.join("browser.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1\" > '{}'\n\
+             loc=$(curl -s -o /dev/null -w '%{{redirect_url}}' \"$1\")\n\
+             curl -s -o /dev/null \"$loc\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, marker)
+}
+
+#[test]
+fn verify_needs_no_client_id() {
+    // Defect 1: an API has no client; `verify` works with --issuer and --audience alone.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("verify-no-client");
+    let tokens = dir.join("t.json");
+    headless_login(&served, &tokens, &["--resource", API]);
+    let at = TokenSet::from_json(&std::fs::read(&tokens).unwrap())
+        .unwrap()
+        .access_token;
+    let out = cmd()
+        .args(["verify", "--json", "--issuer", served.issuer_url()])
+        .args(["--audience", API, &at])
+        .output()
+        .unwrap();
+    let v = stdout_json(&out);
+    assert_eq!(v["agent"]["id"], "usr_alice");
+    assert_eq!(v["client_id"], "client_web");
+}
+
+#[test]
+fn login_opens_the_browser_and_completes_on_loopback() {
+    // Defect 2: `login` opens the system browser (AUTHPI_BROWSER here) and still prints the URL.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("browser");
+    let (script, marker) = fake_browser(&dir);
+    let tokens = dir.join("t.json");
+    let child = cmd()
+        .arg("login")
+        .args(web_args(&served))
+        .args(["--timeout", "30"])
+        .arg("--tokens")
+        .arg(&tokens)
+        .env("AUTHPI_BROWSER", &script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_guarded(child, 60);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let opened = std::fs::read_to_string(&marker).unwrap();
+    assert!(opened.starts_with(&format!("{}/authorize?", served.issuer_url())));
+    // The URL is printed as a fallback.
+    assert!(stderr.contains("If it did not open, visit"), "{stderr}");
+    assert!(stderr.contains(opened.trim()), "{stderr}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("subject:       usr_alice (user)"), "{text}");
+    assert_eq!(mode(&tokens), 0o600);
+
+    // --no-launch-browser: the opener is not run, the URL is printed.
+    std::fs::remove_file(&marker).unwrap();
+    let child = cmd()
+        .arg("login")
+        .args(web_args(&served))
+        .args(["--timeout", "1", "--no-launch-browser"])
+        .arg("--tokens")
+        .arg(&tokens)
+        .env("AUTHPI_BROWSER", &script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_guarded(child, 30);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Open this URL in your browser"), "{stderr}");
+    assert!(!marker.exists(), "the browser was started");
+}
+
+#[test]
+fn loopback_ignores_stale_callbacks_and_idle_connections() {
+    // Defect 3: an idle connection does not delay the real callback, a callback with another
+    // state does not abort the login.
+    use std::io::Read as _;
+    use std::net::TcpStream;
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("stale");
+    let mut child = cmd()
+        .arg("login")
+        .args(web_args(&served))
+        // Shorter than a browser's idle connection may stay open (and than the listener's
+        // per-connection read timeout): the login must not wait for the idle one.
+        .args(["--json", "--timeout", "15", "--no-launch-browser"])
+        .arg("--tokens")
+        .arg(dir.join("t.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let redirect = first["redirect_uri"].as_str().unwrap().to_owned();
+    let addr = redirect
+        .strip_prefix("http://")
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    // A browser's speculative connection that never sends anything.
+    let _idle = TcpStream::connect(&addr).unwrap();
+    // A stale tab (or a hostile page) hitting the callback with another state.
+    let mut stale = TcpStream::connect(&addr).unwrap();
+    write!(
+        stale,
+        "GET /callback?code=forged&state=not-this-login HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    stale.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 400"), "{page}");
+    assert!(
+        page.contains("not the one the terminal is waiting for"),
+        "{page}"
+    );
+    // The real callback still completes the login.
+    let callback = browse(first["authorization_url"].as_str().unwrap());
+    let t = UreqTransport::new(TransportOptions::default());
+    let page = t
+        .send(
+            http::Request::get(callback.as_str())
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let out = wait_guarded(child, 30);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&rest).unwrap()["id"],
+        "usr_alice"
+    );
+    assert_eq!(served.stats().code_requests, 1);
+}
+
+#[test]
+fn loopback_timeout_holds_while_connections_keep_coming() {
+    // Defect 3: the deadline is checked whatever the listener sees.
+    use std::net::TcpStream;
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("timeout");
+    let mut child = cmd()
+        .arg("login")
+        .args(web_args(&served))
+        .args(["--json", "--timeout", "2", "--no-launch-browser"])
+        .arg("--tokens")
+        .arg(dir.join("t.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let redirect = first["redirect_uri"].as_str().unwrap().to_owned();
+    let addr = redirect
+        .strip_prefix("http://")
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(mut s) = TcpStream::connect(&addr) {
+                    let _ = write!(s, "GET /favicon.ico HTTP/1.1\r\n\r\n");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    let out = wait_guarded(child, 30);
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr_json(&out)["error"], "io_error");
+}
+
+#[test]
+fn secrets_come_from_files_and_stdin_not_argv() {
+    // Defect 4: --client-secret-file and `verify -`; --help says which ways are safe.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("secrets");
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "secret_m2m\n").unwrap();
+    let out = cmd()
+        .args(["client-credentials", "--json", "--show-tokens"])
+        .args(["--issuer", served.issuer_url(), "--client-id", "c_m2m"])
+        .arg("--client-secret-file")
+        .arg(&secret)
+        .args(["--scope", "reports:read"])
+        .output()
+        .unwrap();
+    let v = stdout_json(&out);
+    assert_eq!(v["id"], "c_m2m");
+    let at = v["tokens"]["access_token"].as_str().unwrap().to_owned();
+
+    // The secret from stdin.
+    let mut child = cmd()
+        .args(["client-credentials", "--json"])
+        .args(["--issuer", served.issuer_url(), "--client-id", "c_m2m"])
+        .args(["--client-secret-file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(child.stdin.take().unwrap(), "secret_m2m").unwrap();
+    assert_eq!(stdout_json(&wait_guarded(child, 30))["id"], "c_m2m");
+
+    // The token to verify from stdin.
+    let mut child = cmd()
+        .args(["verify", "--json", "--issuer", served.issuer_url()])
+        .args(["--audience", "c_m2m", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{at}").unwrap();
+    let v = stdout_json(&wait_guarded(child, 30));
+    assert_eq!(v["agent"]["id"], "c_m2m");
+
+    let help = cmd().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--client-secret-file FILE"), "{help}");
+    assert!(help.contains("visible to other users (ps)"), "{help}");
+}
+
+#[test]
+fn revoke_ends_the_local_session_too() {
+    // Defect 5: after `revoke`, `can` must not answer from the stored access token.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("revoke");
+    let tokens = dir.join("t.json");
+    let file = tokens.to_str().unwrap();
+    headless_login(&served, &tokens, &[]);
+    let out = run(&served, "can", &["--tokens", file, "read", "billing"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(&served, "revoke", &["--tokens", file, "--json"]);
+    assert_eq!(stdout_json(&out)["revoked"], "refresh_token");
+    let out = run(
+        &served,
+        "can",
+        &["--tokens", file, "--json", "read", "billing"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(stderr_json(&out)["error"], "login_required");
+}
+
+#[test]
+fn revoke_waits_for_a_refresh_in_progress() {
+    // Defect 5: revoke takes the exclusive lock before it reads the token it revokes, so a
+    // concurrent refresh cannot rotate it in between: while another process holds the lock, no
+    // revocation request goes out.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("revoke-lock");
+    let tokens = dir.join("t.json");
+    headless_login(&served, &tokens, &[]);
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("t.json.lock"))
+        .unwrap();
+    lock.lock_shared().unwrap();
+    let child = cmd()
+        .arg("revoke")
+        .args(web_args(&served))
+        .args(["--json", "--lock-timeout", "1"])
+        .arg("--tokens")
+        .arg(&tokens)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_guarded(child, 30);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr_json(&out)["error"], "lock_timeout");
+    assert_eq!(served.stats().revoke_requests, 0);
+    assert!(tokens.exists());
+}
+
+#[test]
+fn logout_revokes_both_tokens_deletes_them_and_prints_the_logout_url() {
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("logout");
+    let tokens = dir.join("t.json");
+    let file = tokens.to_str().unwrap();
+    headless_login(&served, &tokens, &[]);
+    let out = run(&served, "logout", &["--tokens", file, "--json"]);
+    let v = stdout_json(&out);
+    assert_eq!(
+        v["revoked"],
+        serde_json::json!(["refresh_token", "access_token"])
+    );
+    let url = v["logout_url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/logout?", served.issuer_url())),
+        "{url}"
+    );
+    assert!(url.contains("id_token_hint="));
+    assert_eq!(served.stats().revoke_requests, 2);
+    assert!(!tokens.exists());
+    assert!(!dir.join("t.json.provider.json").exists());
+    let out = run(&served, "whoami", &["--tokens", file]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn a_provider_cache_others_can_write_is_refused() {
+    // Defect 6: a planted FILE.provider.json (its token_endpoint would receive the refresh
+    // token and client secret) is refused, and nothing is sent anywhere.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("planted");
+    let tokens = dir.join("t.json");
+    let file = tokens.to_str().unwrap();
+    headless_login(&served, &tokens, &[]);
+    let cache = dir.join("t.json.provider.json");
+    let planted = std::fs::read_to_string(&cache)
+        .unwrap()
+        .replace("/token\"", "/stolen\"");
+    std::fs::write(&cache, planted).unwrap();
+    set_mode(&cache, 0o666);
+    let before = served.stats();
+    let out = run(&served, "refresh", &["--tokens", file, "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr_json(&out);
+    assert_eq!(e["error"], "token_file_error");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("may be written by other users")
+    );
+    assert_eq!(served.stats().token_requests, before.token_requests);
+
+    // Owned by another user (the tests run as root in CI; elsewhere this part cannot run).
+    set_mode(&cache, 0o600);
+    if std::os::unix::fs::chown(&cache, Some(65534), Some(65534)).is_ok() {
+        let out = run(&served, "whoami", &["--tokens", file, "--json"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr_json(&out)["message"]
+                .as_str()
+                .unwrap()
+                .contains("belongs to another user")
+        );
+    }
+}
+
+#[test]
+fn a_token_file_is_bound_to_its_issuer_and_client() {
+    // Defect 6: the file names its issuer and client; later commands need no flags, and another
+    // client or issuer is refused before anything is sent.
+    let served = Served::start_demo().unwrap();
+    let other = Served::start_demo().unwrap();
+    let dir = temp_dir("binding");
+    let tokens = dir.join("t.json");
+    let file = tokens.to_str().unwrap();
+    headless_login(&served, &tokens, &[]);
+    let stored: Value = serde_json::from_slice(&std::fs::read(&tokens).unwrap()).unwrap();
+    assert_eq!(stored["bound_to"]["issuer"], served.issuer_url());
+    assert_eq!(stored["bound_to"]["client_id"], "client_web");
+
+    let out = cmd()
+        .args(["whoami", "--json", "--tokens", file])
+        .env("AUTHPI_CLIENT_SECRET", "secret_web")
+        .output()
+        .unwrap();
+    assert_eq!(stdout_json(&out)["id"], "usr_alice");
+
+    let out = cmd()
+        .args(["whoami", "--json", "--tokens", file, "--client-id", "c_m2m"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr_json(&out)["error"], "token_file_mismatch");
+
+    let before = other.stats();
+    let out = cmd()
+        .args(["refresh", "--json", "--tokens", file])
+        .args(["--issuer", other.issuer_url()])
+        .output()
+        .unwrap();
+    assert_eq!(stderr_json(&out)["error"], "token_file_mismatch");
+    assert_eq!(other.stats().token_requests, before.token_requests);
+}
+
+#[test]
+fn a_held_lock_is_waited_for_with_a_message_and_a_timeout() {
+    // Defect 7: a suspended process holding the lock no longer blocks everyone forever.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("lock");
+    let tokens = dir.join("t.json");
+    headless_login(&served, &tokens, &[]);
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("t.json.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let child = cmd()
+        .arg("whoami")
+        .args(web_args(&served))
+        .args(["--lock-timeout", "2"])
+        .arg("--tokens")
+        .arg(&tokens)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_guarded(child, 30);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("waiting for another authpi-idp process"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(lock_timeout)"), "{stderr}");
+}
+
+#[test]
+fn read_only_commands_share_the_lock() {
+    // Defect 7: `whoami`/`can`/`token` with nothing to refresh take the shared lock.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("shared");
+    let tokens = dir.join("t.json");
+    headless_login(&served, &tokens, &[]);
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("t.json.lock"))
+        .unwrap();
+    lock.lock_shared().unwrap();
+    for command in ["whoami", "token"] {
+        let child = cmd()
+            .arg(command)
+            .args(web_args(&served))
+            .args(["--lock-timeout", "5"])
+            .arg("--tokens")
+            .arg(&tokens)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_guarded(child, 30);
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn temporary_files_left_by_a_killed_writer_are_removed() {
+    // Defect 7: `.t.json.PID.N.tmp` files hold secrets; the next writer removes them.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("tmp");
+    let tokens = dir.join("t.json");
+    headless_login(&served, &tokens, &[]);
+    let leftover = dir.join(".t.json.99999.0.tmp");
+    let cache_leftover = dir.join(".t.json.provider.json.99999.1.tmp");
+    let unrelated = dir.join(".other.json.99999.0.tmp");
+    for p in [&leftover, &cache_leftover, &unrelated] {
+        std::fs::write(p, "{\"refresh_token\":\"SECRET\"}").unwrap();
+    }
+    let out = run(
+        &served,
+        "refresh",
+        &["--tokens", tokens.to_str().unwrap(), "--json"],
+    );
+    stdout_json(&out);
+    assert!(!leftover.exists());
+    assert!(!cache_leftover.exists());
+    assert!(unrelated.exists());
+}
+
+#[test]
+fn non_utf8_arguments_are_a_usage_error_not_a_panic() {
+    // Defect 8.
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"\xff\xfe");
+    for json in [false, true] {
+        let mut c = cmd();
+        c.args(["whoami", "--tokens"])
+            .arg(bad)
+            .arg("--profile")
+            .arg(bad);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn json_usage_errors_name_the_argument() {
+    // Defect 8.
+    let out = cmd()
+        .args(["login", "--json", "--timeout", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let e = stderr_json(&out);
+    assert_eq!(e["error"], "usage_error");
+    assert_eq!(e["argument"], "--timeout <TIMEOUT>");
+    assert!(e["message"].as_str().unwrap().contains("soon"), "{e}");
+    let out = cmd()
+        .args(["whoami", "--json"])
+        .env("HOME", "")
+        .env("XDG_STATE_HOME", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(stderr_json(&out)["argument"], "--tokens");
+}
+
+#[test]
+fn provider_strings_cannot_inject_terminal_escapes() {
+    // Defect 8: an organization title with ESC / OSC sequences prints escaped.
+    let served = Served::start_demo().unwrap();
+    served.with(|i| {
+        let mut m = authpi_idp_testkit::Membership::new("org_evil", &["projects:read"]);
+        m.title = Some("\u{1b}]0;pwned\u{7}\u{1b}[2J".into());
+        i.set_membership("usr_alice", m);
+    });
+    let dir = temp_dir("escapes");
+    let tokens = dir.join("t.json");
+    headless_login(&served, &tokens, &[]);
+    let out = run(&served, "whoami", &["--tokens", tokens.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u{1b}]0;pwned\\u{7}\\u{1b}[2J"), "{text}");
+    let out = run(&served, "userinfo", &["--tokens", tokens.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+}
+
+#[test]
+fn json_errors_carry_status_and_retry_after_and_exit_5() {
+    // Defect 8: a 429 with Retry-After is a JSON error with both, exit 5 (unavailable).
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("429");
+    let tokens = dir.join("t.json");
+    let file = tokens.to_str().unwrap();
+    headless_login(&served, &tokens, &[]);
+    served.push_response(
+        "/token",
+        http::Response::builder()
+            .status(429)
+            .header("retry-after", "7")
+            .body(Vec::new())
+            .unwrap(),
+    );
+    let out = run(&served, "refresh", &["--tokens", file, "--json"]);
+    assert_eq!(out.status.code(), Some(5));
+    let e = stderr_json(&out);
+    assert_eq!(e["error"], "rate_limited");
+    assert_eq!(e["status"], 429);
+    assert_eq!(e["retry_after"], 7);
+    assert_eq!(e["exit_code"], 5);
+}
+
+#[test]
+fn token_prints_the_access_token_or_a_header() {
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("token");
+    let tokens = dir.join("t.json");
+    let file = tokens.to_str().unwrap();
+    headless_login(&served, &tokens, &[]);
+    let at = TokenSet::from_json(&std::fs::read(&tokens).unwrap())
+        .unwrap()
+        .access_token;
+    let out = run(&served, "token", &["--tokens", file]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{at}\n"));
+    let out = run(&served, "token", &["--tokens", file, "--header"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("Authorization: Bearer {at}\n")
+    );
+    let v = stdout_json(&run(&served, "token", &["--tokens", file, "--json"]));
+    assert_eq!(v["access_token"], at.as_str());
+    assert!(v["expires_in"].as_i64().unwrap() > 0);
+}
+
+#[test]
+fn token_refreshes_when_due() {
+    let served = Served::start_demo().unwrap();
+    served.use_system_clock();
+    let dir = temp_dir("token-refresh");
+    let tokens = dir.join("t.json");
+    headless_login(&served, &tokens, &[]);
+    let mut stored: Value = serde_json::from_slice(&std::fs::read(&tokens).unwrap()).unwrap();
+    let old_at = stored["access_token"].as_str().unwrap().to_owned();
+    stored["expires_at"] = (unix_now() - 10).into();
+    std::fs::write(&tokens, stored.to_string()).unwrap();
+    let out = run(&served, "token", &["--tokens", tokens.to_str().unwrap()]);
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_ne!(printed.trim(), old_at);
+    let now_set = TokenSet::from_json(&std::fs::read(&tokens).unwrap()).unwrap();
+    assert_eq!(printed.trim(), now_set.access_token);
+    assert_eq!(served.stats().refresh_requests, 1);
+}
+
+#[test]
+fn profiles_live_in_the_xdg_state_dir_and_remember_their_issuer() {
+    let served = Served::start_demo().unwrap();
+    let state = temp_dir("xdg");
+    let mut child = cmd()
+        .arg("login")
+        .args(web_args(&served))
+        .args([
+            "--paste-callback",
+            "--redirect-uri",
+            "http://127.0.0.1:9/callback",
+        ])
+        .args(["--profile", "work"])
+        .env("XDG_STATE_HOME", &state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without --json the first stdout line is the URL itself (the paste flow's contract).
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let callback = browse(first.trim());
+    writeln!(child.stdin.take().unwrap(), "{callback}").unwrap();
+    let out = wait_guarded(child, 30);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = state.join("authpi-idp/profiles/work.json");
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+
+    // No flags at all: the profile names its issuer and client.
+    let out = cmd()
+        .args(["whoami", "--json", "--profile", "work"])
+        .env("XDG_STATE_HOME", &state)
+        .env("AUTHPI_CLIENT_SECRET", "secret_web")
+        .output()
+        .unwrap();
+    assert_eq!(stdout_json(&out)["id"], "usr_alice");
+    // The default profile is another session: not logged in.
+    let out = cmd()
+        .args(["whoami", "--json"])
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn verbose_logs_requests_without_secrets() {
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("verbose");
+    let tokens = dir.join("t.json");
+    let file = tokens.to_str().unwrap();
+    headless_login(&served, &tokens, &[]);
+    let stored = TokenSet::from_json(&std::fs::read(&tokens).unwrap()).unwrap();
+    let out = cmd()
+        .args(["refresh", "--tokens", file])
+        .args(web_args(&served))
+        .env("AUTHPI_LOG", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "POST {}/token (refresh) -> 200 in",
+            served.issuer_url()
+        )),
+        "{stderr}"
+    );
+    for secret in [
+        "secret_web",
+        stored.refresh_token.as_deref().unwrap(),
+        stored.access_token.as_str(),
+    ] {
+        assert!(!stderr.contains(secret), "secret in the log: {stderr}");
+    }
+}
+
+#[test]
+fn completions_and_help_examples() {
+    let out = cmd().args(["completions", "bash"]).output().unwrap();
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(script.contains("authpi-idp"), "{script}");
+    assert!(script.contains("logout"), "{script}");
+    let help = cmd().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for expected in [
+        "Exit codes:",
+        "3  login required",
+        "Examples:",
+        "authpi-idp token --header",
+    ] {
+        assert!(help.contains(expected), "{expected}: {help}");
+    }
+}
+
+#[test]
+fn proxies_come_from_the_environment() {
+    // ALL_PROXY/HTTPS_PROXY/HTTP_PROXY are honoured (here a proxy that does not exist, so the
+    // request fails as unavailable), and NO_PROXY exempts the issuer.
+    let served = Served::start_demo().unwrap();
+    let m2m = |c: &mut Command| {
+        c.args(["client-credentials", "--json"])
+            .args(["--issuer", served.issuer_url(), "--client-id", "c_m2m"])
+            .env("AUTHPI_CLIENT_SECRET", "secret_m2m");
+    };
+    let mut c = cmd();
+    m2m(&mut c);
+    let out = c.env("ALL_PROXY", "http://127.0.0.1:1").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stderr_json(&out)["error"], "transport_error");
+    assert_eq!(served.stats().discovery_requests, 0);
+    let mut c = cmd();
+    m2m(&mut c);
+    let out = c
+        .env("ALL_PROXY", "http://127.0.0.1:1")
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert_eq!(stdout_json(&out)["id"], "c_m2m");
+}
+
+#[test]
+fn store_keyring_falls_back_to_the_file_without_a_keyring() {
+    // No OS keyring here (a build without the `keyring` feature, or a headless machine without
+    // a Secret Service): the tokens stay in the file, with a warning, and the session works.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("keyring");
+    let tokens = dir.join("t.json");
+    let mut child = cmd()
+        .arg("login")
+        .args(web_args(&served))
+        .args([
+            "--paste-callback",
+            "--redirect-uri",
+            "http://127.0.0.1:9/callback",
+        ])
+        .args(["--store", "keyring", "--tokens"])
+        .arg(&tokens)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let callback = browse(first.trim());
+    writeln!(child.stdin.take().unwrap(), "{callback}").unwrap();
+    let out = wait_guarded(child, 30);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: the OS keyring cannot be used"),
+        "{stderr}"
+    );
+    let stored = TokenSet::from_json(&std::fs::read(&tokens).unwrap()).unwrap();
+    assert!(stored.refresh_token.is_some());
+    assert_eq!(mode(&tokens), 0o600);
+    let out = run(
+        &served,
+        "whoami",
+        &["--tokens", tokens.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(stdout_json(&out)["id"], "usr_alice");
+}
+
+#[test]
+fn a_keyring_session_that_cannot_be_read_is_an_error_not_a_login() {
+    // A marker file (tokens in the keyring) on a machine where the keyring cannot be read.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("keyring-marker");
+    let tokens = dir.join("t.json");
+    std::fs::write(
+        &tokens,
+        serde_json::json!({
+            "bound_to": {"issuer": served.issuer_url(), "client_id": "client_web"},
+            "keyring": {"service": "authpi-idp", "account": "/nonexistent/authpi-test"},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    set_mode(&tokens, 0o600);
+    let out = run(
+        &served,
+        "whoami",
+        &["--tokens", tokens.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr_json(&out);
+    assert_eq!(e["error"], "token_file_error");
+    assert!(e["message"].as_str().unwrap().contains("OS keyring"), "{e}");
+}
+
+#[test]
+fn ca_file_trusts_a_private_ca() {
+    // A provider behind a private CA: the built-in roots refuse it (unavailable, exit 5);
+    // with --ca-file the TLS handshake succeeds (the one-request test server then answers
+    // something that is not a discovery document: a configuration error, exit 2).
+    use authpi_idp_adapter_suite::cases::private_ca_server;
+    let (_, issuer, server) = private_ca_server();
+    let out = cmd()
+        .args([
+            "verify",
+            "--json",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "a",
+            "tok",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stderr_json(&out)["error"], "transport_error");
+    server.join().unwrap();
+
+    let (ca, issuer, server) = private_ca_server();
+    let dir = temp_dir("ca");
+    let pem = dir.join("ca.pem");
+    std::fs::write(&pem, ca).unwrap();
+    let out = cmd()
+        .args([
+            "verify",
+            "--json",
+            "--issuer",
+            &issuer,
+            "--audience",
+            "a",
+            "tok",
+        ])
+        .arg("--ca-file")
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stderr_json(&out)["kind"], "discovery");
+    server.join().unwrap();
+
+    // A file that is not PEM is a usage error naming the flag.
+    let out = cmd()
+        .args(["whoami", "--json", "--ca-file"])
+        .arg(dir.join("missing.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(stderr_json(&out)["argument"], "--ca-file");
 }

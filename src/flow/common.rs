@@ -27,9 +27,11 @@ fn endpoint_of(kind: RequestKind) -> Endpoint {
         RequestKind::UserInfo => Endpoint::UserInfo,
         RequestKind::Revocation => Endpoint::Revocation,
         RequestKind::Introspection => Endpoint::Introspection,
+        RequestKind::DeviceAuthorization => Endpoint::DeviceAuthorization,
         RequestKind::AuthorizationCode
         | RequestKind::Refresh { .. }
-        | RequestKind::ClientCredentials => Endpoint::Token,
+        | RequestKind::ClientCredentials
+        | RequestKind::DeviceCode => Endpoint::Token,
     }
 }
 

@@ -193,7 +193,7 @@ impl fmt::Debug for Exchange {
 }
 
 impl Exchange {
-    fn new(
+    pub(crate) fn new(
         client: Client,
         request: Outgoing,
         keys: &KeySet,

@@ -178,6 +178,16 @@ const clients = [
     id_token_signed_response_alg: 'ES256',
   },
   {
+    // RFC 8628 device authorization grant (`authpi-idp login --device`): a public native client.
+    client_id: 'client_device',
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+    response_types: [],
+    redirect_uris: [],
+    id_token_signed_response_alg: 'ES256',
+  },
+  {
     client_id: 'client_m2m',
     client_secret: 'client_m2m_secret',
     grant_types: ['client_credentials'],
@@ -292,6 +302,8 @@ const configuration = {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    // Not part of AuthPI (yet); the CLI's `login --device` is tested here.
+    deviceFlow: { enabled: true },
     introspection: {
       enabled: true,
       // AuthPI: a client only introspects its own tokens; anything else is {"active": false}.
