@@ -187,6 +187,13 @@ impl SessionStore for FailNextDelete {
     fn try_lease<'a>(&'a self, k: &'a str, f: &'a str, t: std::time::Duration) -> Fut<'a, bool> {
         self.inner.try_lease(k, f, t)
     }
+    fn renew_lease<'a>(
+        &'a self,
+        l: &'a authpi_idp_session::Lease,
+        t: std::time::Duration,
+    ) -> Fut<'a, bool> {
+        self.inner.renew_lease(l, t)
+    }
     fn release_lease<'a>(&'a self, l: &'a authpi_idp_session::Lease) -> Fut<'a, bool> {
         self.inner.release_lease(l)
     }

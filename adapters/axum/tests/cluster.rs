@@ -8,7 +8,9 @@ use authpi_idp_redis::testing::{PrivateRedis, shared_url, unique_prefix};
 use authpi_idp_session::{BoxFuture, Lease};
 use common::{Browser, expire, instance, issuer};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 fn redis(test: &str) -> Arc<dyn SessionStore> {
     Arc::new(RedisStore::new(&shared_url(), &unique_prefix(test)).unwrap())
@@ -151,6 +153,13 @@ impl SessionStore for StaleView {
         t: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.inner.try_lease(k, f, t)
+    }
+    fn renew_lease<'a>(
+        &'a self,
+        l: &'a Lease,
+        t: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.renew_lease(l, t)
     }
     fn release_lease<'a>(&'a self, l: &'a Lease) -> BoxFuture<'a, Result<bool, StoreError>> {
         self.inner.release_lease(l)
@@ -358,4 +367,190 @@ async fn an_unreadable_record_means_log_in_again_and_can_be_logged_out() {
         .await
         .unwrap();
     assert_eq!(exists, 0, "deleted");
+}
+
+/// A store that tells when a lease was taken or refused through it, and fails every save while
+/// `fail_saves` is set (Redis gone for writes, as far as this instance can tell).
+struct Probe {
+    inner: Arc<dyn SessionStore>,
+    fail_saves: AtomicBool,
+    leased: Notify,
+    refused: Notify,
+}
+
+impl Probe {
+    fn new(inner: &Arc<dyn SessionStore>) -> Arc<Probe> {
+        Arc::new(Probe {
+            inner: Arc::clone(inner),
+            fail_saves: AtomicBool::new(false),
+            leased: Notify::new(),
+            refused: Notify::new(),
+        })
+    }
+}
+
+impl SessionStore for Probe {
+    fn load<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<authpi_idp_session::SessionRecord>, StoreError>> {
+        self.inner.load(id)
+    }
+    fn save<'a>(
+        &'a self,
+        r: &'a authpi_idp_session::SessionRecord,
+        e: Option<u64>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        if self.fail_saves.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::Unavailable("test: saves fail".into())) });
+        }
+        self.inner.save(r, e)
+    }
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.delete(id)
+    }
+    fn find_by_sid<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.inner.find_by_sid(s)
+    }
+    fn find_by_sub<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.inner.find_by_sub(s)
+    }
+    fn remember_jti<'a>(
+        &'a self,
+        j: &'a str,
+        t: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.remember_jti(j, t)
+    }
+    fn has_jti<'a>(&'a self, j: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.has_jti(j)
+    }
+    fn try_lease<'a>(
+        &'a self,
+        k: &'a str,
+        f: &'a str,
+        t: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let taken = self.inner.try_lease(k, f, t).await?;
+            if taken {
+                self.leased.notify_one();
+            } else {
+                self.refused.notify_one();
+            }
+            Ok(taken)
+        })
+    }
+    fn renew_lease<'a>(
+        &'a self,
+        l: &'a Lease,
+        t: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.renew_lease(l, t)
+    }
+    fn release_lease<'a>(&'a self, l: &'a Lease) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.inner.release_lease(l)
+    }
+    fn put_transaction<'a>(
+        &'a self,
+        i: &'a str,
+        d: &'a str,
+        t: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.put_transaction(i, d, t)
+    }
+    fn take_transaction<'a>(
+        &'a self,
+        i: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        self.inner.take_transaction(i)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_slower_than_the_lease_ttl_keeps_its_lease_and_refreshes_alone() {
+    // The provider takes five lease TTLs to answer A's refresh. A renews its lease while it
+    // waits, so B, asked for the same session meanwhile, waits for A's rotated set instead of
+    // taking an expired lease and spending the refresh token a second time.
+    let served = issuer();
+    let store = redis("slow_holder");
+    let probe = Probe::new(&store);
+    let config = SessionsConfig::default()
+        .lease_ttl(Duration::from_millis(300))
+        .wait(Duration::from_secs(10));
+    let a = instance(&served, Arc::clone(&probe) as Arc<dyn SessionStore>, config).await;
+    let b = instance(&served, Arc::clone(&store), config).await;
+    let mut browser = Browser::new();
+    browser.login(&a, "").await;
+    let id = browser.session().unwrap();
+    let expired = expire(&*store, &id).await;
+    served.set_stall("/token", Duration::from_millis(1500));
+    let base = served.stats();
+    let (url, mut ba) = (a.url("/me"), browser.clone());
+    let at_a = tokio::spawn(async move { ba.get(&url).await });
+    probe.leased.notified().await; // A holds the lease and is about to send
+    let at_b = browser.clone().get(&b.url("/me")).await;
+    let at_a = at_a.await.unwrap();
+    assert_eq!(at_a.status, 200, "{}", at_a.body);
+    assert_eq!(at_b.status, 200, "{}", at_b.body);
+    assert_eq!(
+        served.stats().refresh_requests - base.refresh_requests,
+        1,
+        "the refresh token was spent once"
+    );
+    let stored = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, expired.version + 1);
+    assert_ne!(stored.tokens.refresh_token, expired.tokens.refresh_token);
+    served.set_stall("/token", Duration::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_tokens_that_cannot_be_saved_keep_the_lease_until_they_are() {
+    // A refreshes but cannot save (its saves fail): A answers 503 yet keeps the lease, so B
+    // does not spend the dead refresh token (invalid_grant, then the session deleted); once
+    // the store takes writes again, A's detached task saves the rotated set and B serves it.
+    let served = issuer();
+    let store = redis("unsaved");
+    let (pa, pb) = (Probe::new(&store), Probe::new(&store));
+    let config = SessionsConfig::default()
+        .lease_ttl(Duration::from_millis(300))
+        .wait(Duration::from_secs(10))
+        .poll(Duration::from_millis(20))
+        .persist_for(Duration::from_millis(100));
+    let a = instance(&served, Arc::clone(&pa) as Arc<dyn SessionStore>, config).await;
+    let b = instance(&served, Arc::clone(&pb) as Arc<dyn SessionStore>, config).await;
+    let mut browser = Browser::new();
+    browser.login(&a, "").await;
+    let id = browser.session().unwrap();
+    let expired = expire(&*store, &id).await;
+    let base = served.stats();
+    pa.fail_saves.store(true, Ordering::SeqCst);
+    let at_a = browser.clone().get(&a.url("/me")).await;
+    assert_eq!(at_a.status, 503, "{}", at_a.body);
+    assert_eq!(served.stats().refresh_requests - base.refresh_requests, 1);
+
+    let (url, mut bb) = (b.url("/me"), browser.clone());
+    let mut at_b = tokio::spawn(async move { bb.get(&url).await });
+    // B polls at most every 20 ms (`poll`): 40 refusals of the lease span more than two lease
+    // TTLs, so A's lease outlived its TTL (it is renewed while the save is retried).
+    for _ in 0..40 {
+        tokio::select! {
+            page = &mut at_b => {
+                let page = page.unwrap();
+                panic!("B answered {} before A could save: {}", page.status, page.body);
+            }
+            () = pb.refused.notified() => {}
+        }
+    }
+    pa.fail_saves.store(false, Ordering::SeqCst);
+    let at_b = at_b.await.unwrap();
+    assert_eq!(at_b.status, 200, "{}", at_b.body);
+    assert_eq!(
+        served.stats().refresh_requests - base.refresh_requests,
+        1,
+        "the dead refresh token was not sent again"
+    );
+    let stored = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, expired.version + 1);
+    assert_ne!(stored.tokens.refresh_token, expired.tokens.refresh_token);
 }

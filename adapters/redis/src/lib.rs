@@ -10,13 +10,13 @@
 //! | `{p}s:{id}` | hash | `version`, `record` (the [`SessionRecord`] JSON, whose `tokens` member is the Python SDK's `TokenSet` JSON), `sub`, `sid`; TTL until the session's `expires_at` |
 //! | `{p}sub:{sub}`, `{p}sid:{sid}` | set | session ids; TTL the longest of its sessions' |
 //! | `{p}jti:{jti}` | string | back-channel logout replay cache (`SET NX EX`) |
-//! | `{p}lease:{sha256}` | string | refresh lease: the holder's fencing value (`SET NX PX`) |
+//! | `{p}lease:{sha256}` | string | refresh lease: the holder's fencing value (`SET NX PX`, renewed by its holder with a fenced `PEXPIRE`) |
 //! | `{p}tx:{id}` | string | a login in progress, taken once with `GETDEL` |
 //!
 //! Every write is one command or one Lua script, so it happens whole or not at all: the
 //! compare-and-set save checks the version, writes the record, its TTL and both indexes in one
-//! script; a lease is released by a compare-and-delete script only while it holds our fencing
-//! value. Scripts touch keys they compute from the prefix, so this layout targets a single
+//! script; a lease is renewed (compare-and-`PEXPIRE`) and released (compare-and-delete) by scripts
+//! only while it holds our fencing value. Scripts touch keys they compute from the prefix, so this layout targets a single
 //! Redis (or a primary with replicas), not Redis Cluster.
 //!
 //! Every failure (connection refused, timeout, …) is [`StoreError::Unavailable`]: the web layer
@@ -78,6 +78,13 @@ end
 return 0
 ";
 
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
 /// Connection settings of [`RedisStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -105,6 +112,7 @@ pub struct RedisStore {
     save: redis::Script,
     delete: redis::Script,
     release: redis::Script,
+    renew: redis::Script,
 }
 
 impl fmt::Debug for RedisStore {
@@ -171,6 +179,7 @@ impl RedisStore {
             save: redis::Script::new(SAVE),
             delete: redis::Script::new(DELETE),
             release: redis::Script::new(RELEASE),
+            renew: redis::Script::new(RENEW),
         })
     }
 
@@ -331,6 +340,25 @@ impl SessionStore for RedisStore {
                 .await
                 .map_err(|e| unavailable(&e))?;
             Ok(set.is_some())
+        })
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let renewed: i64 = self
+                .renew
+                .key(format!("{}{}", self.prefix, lease.key))
+                .arg(&lease.fence)
+                .arg(millis(ttl))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            Ok(renewed == 1)
         })
     }
 

@@ -6,7 +6,9 @@ use authpi_idp::{Agent, TokenSet, UnixTime};
 use authpi_idp_async::{AsyncClient, CreateAgentOptions, Error as ClientError, Transport};
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Tuning of [`Sessions`].
@@ -15,15 +17,24 @@ use std::time::{Duration, Instant};
 pub struct SessionsConfig {
     /// Absolute life of a session from login (default 12 h); the store's TTL follows it.
     pub session_ttl: Duration,
-    /// Life of a refresh lease (default 15 s). A holder that dies frees it after this long;
-    /// keep it above the transport's request deadline plus a store write.
+    /// Life of a refresh lease without renewal (default 15 s). The holder renews it every
+    /// third of this while it works (however long the provider, a JWKS refetch or the store
+    /// take), so only a holder that died — stopped renewing — frees it, after at most this
+    /// long. Keep it well above one store round trip.
     pub lease_ttl: Duration,
     /// Longest time a request waits for another holder's refresh (default 20 s), then
-    /// [`SessionError::Timeout`].
+    /// [`SessionError::Timeout`]. Keep it at least [`Self::lease_ttl`], so a waiter can
+    /// outlast the lease of a holder that died.
     pub wait: Duration,
     /// How long the holder keeps retrying to save a rotated token set while the store fails
-    /// (default 2 s): the old refresh token is spent, so these tokens are the session.
+    /// (default 2 s) before the request is answered with [`SessionError::Unavailable`]: the
+    /// old refresh token is spent, so these tokens are the session.
     pub persist_for: Duration,
+    /// After that, how long a detached task keeps retrying that save (default 60 s) while it
+    /// keeps the lease (renewed): no instance spends the dead refresh token meanwhile, and
+    /// the rotated set is saved as soon as the store is back. Past this the tokens exist only
+    /// in the client's refresh grace period of this instance and the lease is released.
+    pub keep_saving_for: Duration,
     /// Longest store polling interval while waiting (default 20 ms; polls start at 1 ms and
     /// double up to it).
     pub poll: Duration,
@@ -37,6 +48,7 @@ impl Default for SessionsConfig {
             wait: Duration::from_secs(20),
             poll: Duration::from_millis(20),
             persist_for: Duration::from_secs(2),
+            keep_saving_for: Duration::from_secs(60),
         }
     }
 }
@@ -73,6 +85,13 @@ impl SessionsConfig {
     #[must_use]
     pub fn persist_for(mut self, persist_for: Duration) -> Self {
         self.persist_for = persist_for;
+        self
+    }
+
+    /// Sets [`Self::keep_saving_for`].
+    #[must_use]
+    pub fn keep_saving_for(mut self, keep_saving_for: Duration) -> Self {
+        self.keep_saving_for = keep_saving_for;
         self
     }
 
@@ -371,9 +390,27 @@ impl<T: Transport> Inner<T> {
                 .await?
             {
                 let lease = Lease { key, fence };
-                let result = self.hold(&lease, &record.id, &old).await;
-                // A failed release frees itself at expiry.
-                let _ = self.store.release_lease(&lease).await;
+                let ttl = self.config.lease_ttl;
+                let (result, unsaved) =
+                    renewing(&*self.store, &lease, ttl, self.hold(&record.id, &old)).await;
+                match unsaved {
+                    // A failed release frees itself at expiry.
+                    None => {
+                        let _ = self.store.release_lease(&lease).await;
+                    }
+                    // The rotated set is not in the store and the old refresh token is
+                    // spent: keep the lease (so no instance spends that token and ends the
+                    // session) until a detached task has saved it.
+                    Some((base, tokens)) => {
+                        let store = Arc::clone(&self.store);
+                        let keep_for = self.config.keep_saving_for;
+                        tokio::spawn(async move {
+                            let save = persist_rotated(&*store, base, tokens, keep_for);
+                            let _ = renewing(&*store, &lease, ttl, save).await;
+                            let _ = store.release_lease(&lease).await;
+                        });
+                    }
+                }
                 return result;
             }
             if Instant::now() >= deadline {
@@ -389,17 +426,23 @@ impl<T: Transport> Inner<T> {
         self.store.load(id).await?.ok_or(SessionError::Over)
     }
 
-    /// The lease holder's part.
+    /// The lease holder's part. Besides the answer, the rotated set that could not be saved
+    /// (with the record to save it over), if any.
     async fn hold(
         &self,
-        _lease: &Lease,
         id: &str,
         old: &str,
-    ) -> Result<(Agent, SessionRecord), SessionError> {
+    ) -> (
+        Result<(Agent, SessionRecord), SessionError>,
+        Option<(SessionRecord, TokenSet)>,
+    ) {
         // The previous holder may have written and released between our load and our lease.
-        let current = self.reload(id).await?;
+        let current = match self.reload(id).await {
+            Ok(current) => current,
+            Err(e) => return (Err(e), None),
+        };
         if current.tokens.refresh_token.as_deref() != Some(old) {
-            return self.build(current).await;
+            return (self.build(current).await, None);
         }
         let written: Arc<Mutex<Option<SessionRecord>>> = Arc::new(Mutex::new(None));
         let (store, base, slot) = (
@@ -416,7 +459,32 @@ impl<T: Transport> Inner<T> {
                 Ok::<(), StoreError>(())
             }
         });
-        match self.client.refresh(current.tokens.clone(), options).await {
+        let result = match self.client.refresh(current.tokens.clone(), options).await {
+            // The rotated set is carried in the error (and kept by the client for its grace
+            // period): the caller keeps the lease and saves it in the background.
+            Err(ClientError::Callback { source, tokens }) => {
+                let unsaved = tokens.map(|tokens| (current, *tokens));
+                return (
+                    Err(SessionError::Unavailable(StoreError::Unavailable(format!(
+                        "the rotated tokens could not be saved ({source})"
+                    )))),
+                    unsaved,
+                );
+            }
+            result => result,
+        };
+        (self.settle(result, &written, id, old).await, None)
+    }
+
+    /// The answer to a refresh that did not fail in `on_refresh`.
+    async fn settle(
+        &self,
+        result: Result<Agent, ClientError>,
+        written: &Mutex<Option<SessionRecord>>,
+        id: &str,
+        old: &str,
+    ) -> Result<(Agent, SessionRecord), SessionError> {
+        match result {
             Ok(agent) => {
                 let record = written
                     .lock()
@@ -434,7 +502,7 @@ impl<T: Transport> Inner<T> {
             }
             Err(e) if e.is_session_over() => {
                 // Re-read before declaring the session over: another instance may have
-                // rotated it (e.g. after our lease expired under a slow provider).
+                // rotated it (e.g. after our lease expired while the store failed).
                 let current = self.reload(id).await?;
                 if current.tokens.refresh_token.as_deref() != Some(old) {
                     return self.build(current).await;
@@ -442,17 +510,41 @@ impl<T: Transport> Inner<T> {
                 self.store.delete(id).await?;
                 Err(SessionError::Over)
             }
-            // The rotated set is carried in the error and kept by the client for its grace
-            // period: the next request (same instance) that refreshes the old set gets it back
-            // through `on_refresh` and saves it.
-            Err(ClientError::Callback { source, .. }) => {
-                Err(SessionError::Unavailable(StoreError::Unavailable(format!(
-                    "the rotated tokens could not be saved ({source})"
-                ))))
-            }
             Err(e) => Err(SessionError::Provider(e)),
         }
     }
+}
+
+/// Runs `work` while renewing `lease` (to `ttl`) every third of `ttl`, so a holder that is
+/// slow but alive never loses it. A renewal that fails (store down) is tried again at the
+/// next tick; one that finds the lease gone stops renewing.
+async fn renewing<F: Future>(
+    store: &dyn SessionStore,
+    lease: &Lease,
+    ttl: Duration,
+    work: F,
+) -> F::Output {
+    let period = (ttl / 3).max(Duration::from_millis(1));
+    let renew = async {
+        loop {
+            tokio::time::sleep(period).await;
+            if let Ok(false) = store.renew_lease(lease, ttl).await {
+                break;
+            }
+        }
+        // Never completes: `work` decides when this ends.
+        std::future::pending::<()>().await;
+    };
+    let mut work = std::pin::pin!(work);
+    let mut renew = std::pin::pin!(renew);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        let _ = renew.as_mut().poll(cx);
+        Poll::Pending
+    })
+    .await
 }
 
 /// Compare-and-sets the rotated token set over `base` (version + 1). A conflicting write that
@@ -474,17 +566,24 @@ async fn persist_rotated(
         };
         match store.save(&record, Some(base.version)).await {
             Ok(true) => return Ok(record),
-            Ok(false) => match store.load(&base.id).await? {
-                Some(now) if now.tokens.refresh_token == old => base = now,
-                Some(_) => {
+            Ok(false) => match store.load(&base.id).await {
+                Ok(Some(now)) if now.tokens.refresh_token == old => base = now,
+                Ok(Some(_)) => {
                     return Err(StoreError::Unavailable(
                         "the session was rotated by another holder".to_owned(),
                     ));
                 }
-                None => {
+                Ok(None) => {
                     return Err(StoreError::Unavailable(
                         "the session ended during the refresh".to_owned(),
                     ));
+                }
+                // Like a failed save: retried below until `persist_for` runs out.
+                Err(e) => {
+                    if Instant::now() >= give_up {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             Err(e) => {
@@ -494,5 +593,118 @@ async fn persist_rotated(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{BoxFuture, MemoryStore};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A memory store whose next `conflicts` saves report a version conflict and whose next
+    /// `load_failures` loads fail.
+    struct Flaky {
+        inner: MemoryStore,
+        conflicts: AtomicUsize,
+        load_failures: AtomicUsize,
+    }
+
+    fn take_one(n: &AtomicUsize) -> bool {
+        n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    impl SessionStore for Flaky {
+        fn load<'a>(
+            &'a self,
+            id: &'a str,
+        ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
+            if take_one(&self.load_failures) {
+                return Box::pin(async { Err(StoreError::Unavailable("test".into())) });
+            }
+            self.inner.load(id)
+        }
+        fn save<'a>(
+            &'a self,
+            r: &'a SessionRecord,
+            e: Option<u64>,
+        ) -> BoxFuture<'a, Result<bool, StoreError>> {
+            if take_one(&self.conflicts) {
+                return Box::pin(async { Ok(false) });
+            }
+            self.inner.save(r, e)
+        }
+        fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.inner.delete(id)
+        }
+        fn find_by_sid<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+            self.inner.find_by_sid(s)
+        }
+        fn find_by_sub<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+            self.inner.find_by_sub(s)
+        }
+        fn remember_jti<'a>(
+            &'a self,
+            j: &'a str,
+            t: Duration,
+        ) -> BoxFuture<'a, Result<bool, StoreError>> {
+            self.inner.remember_jti(j, t)
+        }
+        fn has_jti<'a>(&'a self, j: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+            self.inner.has_jti(j)
+        }
+        fn try_lease<'a>(
+            &'a self,
+            k: &'a str,
+            f: &'a str,
+            t: Duration,
+        ) -> BoxFuture<'a, Result<bool, StoreError>> {
+            self.inner.try_lease(k, f, t)
+        }
+        fn renew_lease<'a>(
+            &'a self,
+            l: &'a Lease,
+            t: Duration,
+        ) -> BoxFuture<'a, Result<bool, StoreError>> {
+            self.inner.renew_lease(l, t)
+        }
+        fn release_lease<'a>(&'a self, l: &'a Lease) -> BoxFuture<'a, Result<bool, StoreError>> {
+            self.inner.release_lease(l)
+        }
+        fn put_transaction<'a>(
+            &'a self,
+            i: &'a str,
+            d: &'a str,
+            t: Duration,
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.inner.put_transaction(i, d, t)
+        }
+        fn take_transaction<'a>(
+            &'a self,
+            i: &'a str,
+        ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+            self.inner.take_transaction(i)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_load_failure_after_a_save_conflict_is_retried_like_a_failed_save() {
+        let now = unix_now();
+        let base = crate::testing::record("s1", "usr_a", None, "rt-old", now);
+        let store = Flaky {
+            inner: MemoryStore::new(),
+            conflicts: AtomicUsize::new(1),
+            load_failures: AtomicUsize::new(2),
+        };
+        assert!(store.inner.save(&base, None).await.unwrap());
+        let mut rotated = base.tokens.clone();
+        rotated.refresh_token = Some("rt-new".to_owned());
+        let saved = persist_rotated(&store, base.clone(), rotated, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(saved.version, base.version + 1);
+        let stored = store.inner.load("s1").await.unwrap().unwrap();
+        assert_eq!(stored.tokens.refresh_token.as_deref(), Some("rt-new"));
     }
 }

@@ -16,10 +16,18 @@
 //!      value) elects the holder; the others poll the store (bounded) until the rotated set
 //!      appears, or the lease disappears (a holder that died releases by expiry) and they try
 //!      to take it themselves;
-//!   3. the holder refreshes through the async client and, inside `on_refresh` — before
+//!   3. the holder renews its lease (fenced: only while the stored value is still its own)
+//!      every third of [`SessionsConfig::lease_ttl`] for as long as it works, so a slow
+//!      provider, a JWKS refetch or a slow store never lets the lease expire under a live
+//!      holder: only a holder that stopped renewing (died) loses it;
+//!   4. the holder refreshes through the async client and, inside `on_refresh` — before
 //!      anything else sees the new tokens — compare-and-sets the rotated set (version + 1);
-//!      then it releases the lease only if it still holds it;
-//!   4. on `invalid_grant` the store is re-read before the session is declared over: another
+//!      then it releases the lease only if it still holds it. If that save fails (retried for
+//!      [`SessionsConfig::persist_for`], then the request gets 503), the lease is **not**
+//!      released: a detached task keeps renewing it and retrying the save for
+//!      [`SessionsConfig::keep_saving_for`], so no instance spends the dead refresh token and
+//!      ends the session, and the rotated set is saved as soon as the store takes writes;
+//!   5. on `invalid_grant` the store is re-read before the session is declared over: another
 //!      instance may have rotated it.
 //!
 //!   The refresh runs in a spawned task, so a request cancelled by its client (axum drops the
@@ -28,7 +36,26 @@
 //! A store that fails makes every call fail with [`SessionError::Unavailable`] (the web layer
 //! answers 503): nothing is decided without the store, and each save is one atomic step.
 //!
+//! ## What the lease survives
+//!
+//! - **A slow holder** (provider, JWKS refetch, store latency: any length of time): survived;
+//!   the lease is renewed while the holder works, and the others wait for its result (up to
+//!   [`SessionsConfig::wait`], then 503 — never a second refresh with the spent token).
+//! - **A store that fails the save of the rotated set**: survived while this process lives and
+//!   the store is back within [`SessionsConfig::keep_saving_for`] (default 60 s); the lease is
+//!   kept and renewed meanwhile, and requests for that session wait or get 503. Past that, the
+//!   detached task gives up and releases the lease: the rotated set is then only in the client's
+//!   refresh grace period of this instance, and a refresh elsewhere ends the session.
+//! - **A store outage that also fails the renewals** for longer than the lease TTL: not
+//!   guaranteed. The lease expires in the store, but no instance can take it or refresh until
+//!   the store answers again; then it is a race between the holder's next save (50 ms
+//!   retries: the session is kept) and another instance taking the free lease and refreshing
+//!   with the spent token (`invalid_grant`, the store still has the old set: the session
+//!   ends). Choose a lease TTL well above the store's usual blips.
+//!
 //! ## When the lease holder dies
+//!
+//! A dead holder no longer renews, so its lease expires within [`SessionsConfig::lease_ttl`].
 //!
 //! - **Before it sent the refresh request**: the old refresh token is still valid. The others
 //!   keep polling; when the lease expires ([`SessionsConfig::lease_ttl`]) one of them takes it
@@ -44,7 +71,8 @@
 //!   but it is as short as it can be: the write happens inside `on_refresh`, before the agent
 //!   is even built, and it runs in a spawned task, so a cancelled request (client gone,
 //!   timeout layer) does not open it; only a process crash does. A store write that fails
-//!   is retried for [`SessionsConfig::persist_for`] (2 s) before the error is returned (503).
+//!   is retried for [`SessionsConfig::persist_for`] (2 s) before the error is returned (503),
+//!   then in the background while the lease is kept (see above).
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),

@@ -174,6 +174,16 @@ pub trait SessionStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Extends `lease` to expire `ttl` from now, only if its fencing value is still the stored
+    /// one (Redis: `GET` == fence then `PEXPIRE`, in one script); `true` if renewed, `false`
+    /// when it expired or another holder has it. The holder calls it while it works, so a
+    /// slow refresh keeps its lease and only a holder that stopped renewing (died) loses it.
+    fn renew_lease<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
     /// Releases `lease` only if its fencing value is still the stored one; `true` if released.
     fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<bool, StoreError>>;
 
@@ -370,6 +380,25 @@ impl SessionStore for MemoryStore {
         m.leases
             .insert(key.to_owned(), (fence.to_owned(), now + ttl));
         ready(Ok(true))
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let now = Instant::now();
+        let mut m = self.lock();
+        m.purge(now);
+        let held = m.leases.get_mut(&lease.key);
+        let ours = match held {
+            Some((fence, until)) if *fence == lease.fence => {
+                *until = now + ttl;
+                true
+            }
+            _ => false,
+        };
+        ready(Ok(ours))
     }
 
     fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<bool, StoreError>> {

@@ -139,7 +139,28 @@ pub async fn check_store(store: &dyn SessionStore) {
         key: key.clone(),
         fence: "f1".to_owned(),
     };
+    assert!(
+        store
+            .renew_lease(&ours, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "renew ours"
+    );
+    assert!(
+        !store
+            .renew_lease(&foreign, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "renew not ours"
+    );
     assert!(store.release_lease(&ours).await.unwrap(), "ours");
+    assert!(
+        !store
+            .renew_lease(&ours, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "renew a released lease"
+    );
     assert!(
         !store.release_lease(&ours).await.unwrap(),
         "already released"
@@ -168,6 +189,13 @@ pub async fn check_store(store: &dyn SessionStore) {
     );
     assert!(
         !store
+            .renew_lease(&stale, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "an expired holder renews nothing"
+    );
+    assert!(
+        !store
             .try_lease(&key, "f5", Duration::from_secs(30))
             .await
             .unwrap()
@@ -177,6 +205,34 @@ pub async fn check_store(store: &dyn SessionStore) {
         fence: "f4".to_owned(),
     };
     assert!(store.release_lease(&f4).await.unwrap());
+
+    // A renewed lease outlives its first TTL.
+    let key = format!("lease2:{u}");
+    let held = Lease {
+        key: key.clone(),
+        fence: "g1".to_owned(),
+    };
+    assert!(
+        store
+            .try_lease(&key, "g1", Duration::from_millis(150))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .renew_lease(&held, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !store
+            .try_lease(&key, "g2", Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "renewed: still held"
+    );
+    assert!(store.release_lease(&held).await.unwrap());
 
     // Transactions are single-use.
     let tx = format!("tx-{u}");
