@@ -17,7 +17,7 @@ pub fn login(ctx: Ctx, net: &mut Net, scopes: &[String], timeout: u64) -> Result
     let response = net.http.send("device_authorization", out.request)?;
     let auth = DeviceAuthorization::from_response(&net.client, &response, now())?;
     announce(ctx, &auth)?;
-    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let deadline = crate::net::deadline_in(timeout);
     let mut poll = DevicePoll::new(&net.client, &auth, &net.keys, now());
     let mut transport_error: Option<CliError> = None;
     loop {

@@ -680,6 +680,34 @@ fn login_opens_the_browser_and_completes_on_loopback() {
 }
 
 #[test]
+fn a_huge_timeout_is_no_deadline_not_a_panic() {
+    // Review #5: `--timeout` takes any u64; Instant + u64::MAX seconds used to panic (exit 101).
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("huge-timeout");
+    let (script, _marker) = fake_browser(&dir);
+    let tokens = dir.join("t.json");
+    let child = cmd()
+        .arg("login")
+        .args(web_args(&served))
+        .args(["--json", "--timeout", &u64::MAX.to_string()])
+        .arg("--tokens")
+        .arg(&tokens)
+        .env("AUTHPI_BROWSER", &script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_guarded(child, 60);
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tokens.exists());
+}
+
+#[test]
 fn loopback_ignores_stale_callbacks_and_idle_connections() {
     // Defect 3: an idle connection does not delay the real callback, a callback with another
     // state does not abort the login.

@@ -39,6 +39,15 @@ pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(30);
 /// has a 30 s deadline by default; a little more so the leader's answer normally wins).
 pub const DEFAULT_FOLLOW_TIMEOUT: Duration = Duration::from_secs(35);
 
+/// `now + d`, or a far-future instant when a configured duration is too large for the clock
+/// (an overflowing `Instant + Duration` panics).
+fn instant_after(now: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
 /// Finished outcomes kept at most per table.
 pub(crate) const DEFAULT_CAPACITY: usize = 10_000;
 
@@ -400,7 +409,7 @@ impl Follower {
     /// The leader's transport error, [`TransportError::Abandoned`], or
     /// [`TransportError::Timeout`] when the bound passed.
     pub async fn wait(&self) -> Result<Arc<Outcome>, TransportError> {
-        let deadline = Instant::now() + self.wait;
+        let deadline = instant_after(Instant::now(), self.wait);
         let mut scheduled = false;
         loop {
             // Register before looking, so a `set` between the look and the await still wakes us.
@@ -512,7 +521,7 @@ impl<K: Hash + Eq + Clone + Send + 'static> Leader<K> {
         {
             return; // purged meanwhile
         }
-        let at = Instant::now() + self.flights.grace;
+        let at = instant_after(Instant::now(), self.flights.grace);
         table.schedule(at, Event::Expire(self.key.clone(), Arc::clone(&self.slot)));
         table.kept += 1;
         // Over capacity: fire the earliest events (the oldest outcomes expire first).
@@ -615,6 +624,18 @@ mod tests {
             assert!(matches!(o, Err(TransportError::Abandoned)));
         }
         let _next = leader(flights.join(1u8));
+    }
+
+    #[test]
+    fn a_huge_grace_or_wait_is_far_future_not_a_panic() {
+        // Review #5: Instant + Duration::MAX used to panic (wait() and the grace expiry).
+        let flights = Flights::new(Duration::MAX, Duration::MAX, 10);
+        let l = leader(flights.join(1u8));
+        let f = follower(flights.join(1u8));
+        l.received(Ok(ok_response(200)), UnixTime(1)).unwrap();
+        assert!(wait_both(&f).iter().all(Result::is_ok));
+        // Kept for the (huge) grace: a late caller still follows.
+        assert!(follower(flights.join(1u8)).wait_blocking().is_ok());
     }
 
     #[test]

@@ -345,7 +345,8 @@ impl SessionStore for MemoryStore {
         if m.jtis.contains_key(jti) {
             return ready(Ok(false));
         }
-        m.jtis.insert(jti.to_owned(), now + ttl);
+        m.jtis
+            .insert(jti.to_owned(), crate::instant_after(now, ttl));
         ready(Ok(true))
     }
 
@@ -367,8 +368,10 @@ impl SessionStore for MemoryStore {
         if m.leases.contains_key(key) {
             return ready(Ok(false));
         }
-        m.leases
-            .insert(key.to_owned(), (fence.to_owned(), now + ttl));
+        m.leases.insert(
+            key.to_owned(),
+            (fence.to_owned(), crate::instant_after(now, ttl)),
+        );
         ready(Ok(true))
     }
 
@@ -394,8 +397,10 @@ impl SessionStore for MemoryStore {
         let now = Instant::now();
         let mut m = self.lock();
         m.purge(now);
-        m.transactions
-            .insert(id.to_owned(), (data.to_owned(), now + ttl));
+        m.transactions.insert(
+            id.to_owned(),
+            (data.to_owned(), crate::instant_after(now, ttl)),
+        );
         ready(Ok(()))
     }
 
