@@ -238,7 +238,7 @@ fn session(ctx: Ctx, conn: &Conn, at: &Where, force: bool) -> Result<(Agent, Ope
             client.create_agent(tokens, RefreshOptions::new(), &o.net.keys)?
         };
         let (file, binding) = (o.file.clone(), o.binding.clone());
-        o.net.run(op, &mut |t| file.write(&t, &binding))
+        o.net.run(op, &mut |t| file.write_rotated(&t, &binding))
     };
     match agent {
         Ok(agent) => Ok((agent, o)),

@@ -488,6 +488,54 @@ fn refresh_rotates_and_writes_back_and_show_tokens_reveals_them() {
 }
 
 #[test]
+fn rotated_tokens_survive_a_failed_write_and_are_recovered() {
+    // Review #3: the old refresh token is spent once the refresh answered; when the token file
+    // cannot be written the rotated tokens go to FILE.rotated and the next command uses them.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("rotated");
+    let tokens = dir.join("t.json");
+    let rotated = dir.join("t.json.rotated");
+    let file = tokens.to_str().unwrap();
+    headless_login(&served, &tokens, &[]);
+    let before = std::fs::read(&tokens).unwrap();
+    let old = TokenSet::from_json(&before).unwrap();
+
+    // Debug builds honour this fault injection: every write of the token file fails.
+    let out = cmd()
+        .arg("refresh")
+        .args(web_args(&served))
+        .args(["--tokens", file])
+        .env("AUTHPI_IDP_TEST_FAIL_TOKEN_WRITE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("t.json.rotated"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&tokens).unwrap(),
+        before,
+        "the file was written"
+    );
+    assert_eq!(mode(&rotated), 0o600);
+    let kept = TokenSet::from_json(&std::fs::read(&rotated).unwrap()).unwrap();
+    let new_rt = kept.refresh_token.clone().unwrap();
+    assert_ne!(Some(&new_rt), old.refresh_token.as_ref());
+    let printed = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!printed.contains(&new_rt) && !printed.contains(&kept.access_token));
+
+    // The next command picks them up and promotes them to the file.
+    let v = stdout_json(&run(&served, "whoami", &["--tokens", file, "--json"]));
+    assert_eq!(v["id"], "usr_alice");
+    assert!(!rotated.exists());
+    let now = TokenSet::from_json(&std::fs::read(&tokens).unwrap()).unwrap();
+    assert_eq!(now.refresh_token.as_deref(), Some(&new_rt[..]));
+    // And the session goes on: the rotated refresh token is the live one.
+    let v = stdout_json(&run(&served, "refresh", &["--tokens", file, "--json"]));
+    assert_eq!(v["id"], "usr_alice");
+    assert_eq!(served.stats().refresh_requests, 2);
+}
+
+#[test]
 fn eight_concurrent_whoami_on_an_expired_token_set_refresh_once() {
     let served = Served::start_demo().unwrap();
     served.use_system_clock();
