@@ -40,7 +40,7 @@ impl fmt::Debug for SessionRecord {
         f.debug_struct("SessionRecord")
             .field("id", &"[redacted]")
             .field("sub", &self.sub)
-            .field("sid", &self.sid)
+            .field("sid", &self.sid.as_ref().map(|_| "[redacted]"))
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
             .field("version", &self.version)

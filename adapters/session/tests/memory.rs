@@ -10,7 +10,7 @@ fn record_json_keeps_the_python_token_set_and_redacts_debug() {
     let r = authpi_idp_session::testing::record(
         "sess-secret-id",
         "usr_a",
-        Some("s1"),
+        Some("sid-secret-42"),
         "rt-secret",
         1_000,
     );
@@ -25,7 +25,9 @@ fn record_json_keeps_the_python_token_set_and_redacts_debug() {
     );
     let dbg = format!("{r:?}");
     assert!(
-        !dbg.contains("rt-secret") && !dbg.contains("sess-secret-id"),
+        !dbg.contains("rt-secret")
+            && !dbg.contains("sess-secret-id")
+            && !dbg.contains("sid-secret-42"),
         "{dbg}"
     );
     assert!(authpi_idp_session::SessionRecord::from_json(b"{\"id\":1}").is_err());
