@@ -270,23 +270,11 @@ impl TokenFile {
     /// Reads and parses the token set and its binding (absent in files written by other tools).
     ///
     /// Rotated tokens left in the recovery file `FILE.rotated` by a failed write
-    /// ([`Self::write_rotated`]) are newer than the file: they are returned, and promoted to the
-    /// file when it can be written.
+    /// ([`Self::write_rotated`]) are newer than the file: they are returned (see
+    /// [`Self::read_locked`] for promoting them to the file).
     pub fn read(&self) -> Result<(TokenSet, Option<Binding>), CliError> {
-        if let Some((tokens, binding)) = self.read_rotated()? {
-            if let Some(b) = &binding {
-                match self.write(&tokens, b) {
-                    Ok(()) => self.log.note(&format!(
-                        "recovered the rotated tokens of an earlier failed write into {}",
-                        self.path.display()
-                    )),
-                    Err(e) => self.log.note(&format!(
-                        "warning: using the rotated tokens of {} ({e})",
-                        self.rotated_path().display()
-                    )),
-                }
-            }
-            return Ok((tokens, binding));
+        if let Some(found) = self.read_rotated()? {
+            return Ok(found);
         }
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
@@ -319,6 +307,28 @@ impl TokenFile {
         let tokens = TokenSet::from_json(token_bytes).map_err(|e| {
             CliError::TokenFile(format!("{} is not a token set: {e}", self.path.display()))
         })?;
+        Ok((tokens, binding))
+    }
+
+    /// [`Self::read`] under `lock`; under an exclusive lock (no other writer, no reader that
+    /// could be promoting too) rotated tokens of the recovery file are also promoted to the file.
+    pub fn read_locked(&self, lock: &FileLock) -> Result<(TokenSet, Option<Binding>), CliError> {
+        let (tokens, binding) = self.read()?;
+        if lock.exclusive
+            && let Some(b) = &binding
+            && self.rotated_path().exists()
+        {
+            match self.write(&tokens, b) {
+                Ok(()) => self.log.note(&format!(
+                    "recovered the rotated tokens of an earlier failed write into {}",
+                    self.path.display()
+                )),
+                Err(e) => self.log.note(&format!(
+                    "warning: still using the rotated tokens of {} ({e})",
+                    self.rotated_path().display()
+                )),
+            }
+        }
         Ok((tokens, binding))
     }
 

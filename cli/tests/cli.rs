@@ -523,16 +523,26 @@ fn rotated_tokens_survive_a_failed_write_and_are_recovered() {
     let printed = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
     assert!(!printed.contains(&new_rt) && !printed.contains(&kept.access_token));
 
-    // The next command picks them up and promotes them to the file.
+    // The next commands use them (a read-only one under the shared lock leaves the file)...
     let v = stdout_json(&run(&served, "whoami", &["--tokens", file, "--json"]));
     assert_eq!(v["id"], "usr_alice");
-    assert!(!rotated.exists());
-    let now = TokenSet::from_json(&std::fs::read(&tokens).unwrap()).unwrap();
-    assert_eq!(now.refresh_token.as_deref(), Some(&new_rt[..]));
-    // And the session goes on: the rotated refresh token is the live one.
-    let v = stdout_json(&run(&served, "refresh", &["--tokens", file, "--json"]));
+    assert!(rotated.exists());
+    // ...and one under the exclusive lock promotes them to the file; the session goes on: the
+    // rotated refresh token is the live one.
+    let v = stdout_json(&run(
+        &served,
+        "refresh",
+        &["--tokens", file, "--json", "--show-tokens"],
+    ));
     assert_eq!(v["id"], "usr_alice");
+    assert!(!rotated.exists());
     assert_eq!(served.stats().refresh_requests, 2);
+    let now = TokenSet::from_json(&std::fs::read(&tokens).unwrap()).unwrap();
+    assert_eq!(
+        v["tokens"]["refresh_token"].as_str(),
+        now.refresh_token.as_deref()
+    );
+    assert_ne!(now.refresh_token.as_deref(), Some(&new_rt[..]));
 }
 
 #[test]
