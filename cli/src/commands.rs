@@ -171,7 +171,7 @@ fn open(ctx: Ctx, conn: &Conn, at: &Where, exclusive: bool) -> Result<Opened, Cl
     let path = store::resolve(at.tokens.as_deref(), at.profile.as_deref())?;
     let file = TokenFile::new(path).with_store(at.store, ctx.log);
     let lock = file.lock(exclusive, timeout(at), ctx.log)?;
-    let (tokens, bound) = file.read()?;
+    let (tokens, bound) = file.read_locked(&lock)?;
     let config = config(conn, bound.as_ref(), None)?;
     let binding = binding_of(&config);
     let net = net_for(ctx, config, &file)?;
@@ -238,7 +238,7 @@ fn session(ctx: Ctx, conn: &Conn, at: &Where, force: bool) -> Result<(Agent, Ope
             client.create_agent(tokens, RefreshOptions::new(), &o.net.keys)?
         };
         let (file, binding) = (o.file.clone(), o.binding.clone());
-        o.net.run(op, &mut |t| file.write(&t, &binding))
+        o.net.run(op, &mut |t| file.write_rotated(&t, &binding))
     };
     match agent {
         Ok(agent) => Ok((agent, o)),

@@ -17,7 +17,7 @@ pub fn login(ctx: Ctx, net: &mut Net, scopes: &[String], timeout: u64) -> Result
     let response = net.http.send("device_authorization", out.request)?;
     let auth = DeviceAuthorization::from_response(&net.client, &response, now())?;
     announce(ctx, &auth)?;
-    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let deadline = crate::net::deadline_in(timeout);
     let mut poll = DevicePoll::new(&net.client, &auth, &net.keys, now());
     let mut transport_error: Option<CliError> = None;
     loop {
@@ -37,10 +37,12 @@ pub fn login(ctx: Ctx, net: &mut Net, scopes: &[String], timeout: u64) -> Result
                         "the device login was not approved before the timeout (--timeout)".into(),
                     ));
                 }
-                let secs = until.as_secs().saturating_sub(now().as_secs()).max(1);
-                ctx.log
-                    .debug(&format!("authorization pending; next poll in {secs} s"));
-                std::thread::sleep(Duration::from_secs(secs));
+                let pause = pause(until.as_secs(), now().as_secs(), deadline, Instant::now());
+                ctx.log.debug(&format!(
+                    "authorization pending; next poll in {} s",
+                    pause.as_secs()
+                ));
+                std::thread::sleep(pause);
             }
             DeviceStep::Send(out) => {
                 let kind = format!("{:?}", out.kind).to_lowercase();
@@ -61,6 +63,13 @@ pub fn login(ctx: Ctx, net: &mut Net, scopes: &[String], timeout: u64) -> Result
             DeviceStep::Done(agent) => return Ok(agent),
         }
     }
+}
+
+/// How long to sleep before the poll the core asked for at `until` (Unix seconds): at least
+/// a second, never past the `--timeout` deadline (a provider's interval cannot outlast it).
+fn pause(until: u64, now_unix: u64, deadline: Instant, now: Instant) -> Duration {
+    let wanted = Duration::from_secs(until.saturating_sub(now_unix).max(1));
+    wanted.min(deadline.saturating_duration_since(now))
 }
 
 /// Tells the user where to go and what to enter: prose on stderr, or one JSON line on stdout
@@ -90,4 +99,34 @@ fn announce(ctx: Ctx, auth: &DeviceAuthorization) -> Result<(), CliError> {
     text.push_str("\nWaiting for approval …");
     ctx.log.note(&text);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pause;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_pause_is_bounded_by_the_deadline() {
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(30);
+        // (until, now_unix, expected pause)
+        let table = [
+            (1_005, 1_000, Duration::from_secs(5)),
+            (1_000, 1_000, Duration::from_secs(1)),
+            (900, 1_000, Duration::from_secs(1)),
+            (1_030, 1_000, Duration::from_secs(30)),
+            (1_031, 1_000, Duration::from_secs(30)),
+            (u64::MAX, 1_000, Duration::from_secs(30)),
+        ];
+        for (until, now_unix, expected) in table {
+            assert_eq!(
+                pause(until, now_unix, deadline, now),
+                expected,
+                "until {until}"
+            );
+        }
+        // Past the deadline: no sleep at all (the loop then reports the timeout).
+        assert_eq!(pause(u64::MAX, 0, now, deadline), Duration::ZERO);
+    }
 }

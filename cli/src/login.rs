@@ -163,7 +163,7 @@ fn loopback_login(
         ctx.log
             .note(&format!("Waiting for the callback on {redirect} …"));
     }
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let deadline = crate::net::deadline_in(args.timeout);
     let (mut stream, target) = wait_for_callback(&listener, &path, &tx.state, deadline)?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let callback = format!("http://127.0.0.1:{port}{target}");

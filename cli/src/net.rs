@@ -22,6 +22,17 @@ pub fn now() -> UnixTime {
     authpi_idp_async::system_now()
 }
 
+/// `secs` seconds from now, on the monotonic clock; a `--timeout` too large for the clock
+/// (any `u64` parses) means "no deadline": a far-future instant, never an overflow panic.
+pub fn deadline_in(secs: u64) -> Instant {
+    let now = Instant::now();
+    // About 30 years: beyond any login, within every platform's `Instant` range.
+    const FAR: std::time::Duration = std::time::Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(std::time::Duration::from_secs(secs))
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
 /// Where diagnostics go: nowhere, or stderr (text, or JSON lines under `--json`).
 #[derive(Clone, Copy, Debug)]
 pub struct Log {

@@ -268,7 +268,14 @@ impl TokenFile {
     }
 
     /// Reads and parses the token set and its binding (absent in files written by other tools).
+    ///
+    /// Rotated tokens left in the recovery file `FILE.rotated` by a failed write
+    /// ([`Self::write_rotated`]) are newer than the file: they are returned (see
+    /// [`Self::read_locked`] for promoting them to the file).
     pub fn read(&self) -> Result<(TokenSet, Option<Binding>), CliError> {
+        if let Some(found) = self.read_rotated()? {
+            return Ok(found);
+        }
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -303,6 +310,99 @@ impl TokenFile {
         Ok((tokens, binding))
     }
 
+    /// [`Self::read`] under `lock`; under an exclusive lock (no other writer, no reader that
+    /// could be promoting too) rotated tokens of the recovery file are also promoted to the file.
+    pub fn read_locked(&self, lock: &FileLock) -> Result<(TokenSet, Option<Binding>), CliError> {
+        let (tokens, binding) = self.read()?;
+        if lock.exclusive
+            && let Some(b) = &binding
+            && self.rotated_path().exists()
+        {
+            match self.write(&tokens, b) {
+                Ok(()) => self.log.note(&format!(
+                    "recovered the rotated tokens of an earlier failed write into {}",
+                    self.path.display()
+                )),
+                Err(e) => self.log.note(&format!(
+                    "warning: still using the rotated tokens of {} ({e})",
+                    self.rotated_path().display()
+                )),
+            }
+        }
+        Ok((tokens, binding))
+    }
+
+    /// Where rotated tokens go when the token file cannot be written.
+    fn rotated_path(&self) -> PathBuf {
+        with_suffix(&self.path, ".rotated")
+    }
+
+    /// The recovery file's tokens and binding, if there is one (private, like the file).
+    fn read_rotated(&self) -> Result<Option<(TokenSet, Option<Binding>)>, CliError> {
+        let path = self.rotated_path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("cannot read", &path, &e)),
+        };
+        check_private(&path)?;
+        let tokens = TokenSet::from_json(&bytes).map_err(|e| {
+            CliError::TokenFile(format!("{} is not a token set: {e}", path.display()))
+        })?;
+        let binding = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("bound_to").and_then(Binding::from_json));
+        Ok(Some((tokens, binding)))
+    }
+
+    /// Writes tokens that replace spent ones (a refresh rotated them): [`Self::write`], retried
+    /// once; when that fails too, into the recovery file `FILE.rotated` (mode 0600) that the next
+    /// [`Self::read`] picks up, with a warning. Only when even that fails are they lost (the
+    /// error says so); they are never printed.
+    pub fn write_rotated(&self, tokens: &TokenSet, binding: &Binding) -> Result<(), CliError> {
+        let first = match self.write(tokens, binding) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        self.log.debug(&format!(
+            "writing the rotated tokens failed ({first}); retrying"
+        ));
+        let again = match self.write(tokens, binding) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let path = self.rotated_path();
+        let saved = (|| {
+            let mut v = serde_json::to_value(tokens).map_err(std::io::Error::other)?;
+            if let Some(map) = v.as_object_mut() {
+                map.insert("bound_to".into(), binding.to_json());
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            let mut file = private_options().write(true).create_new(true).open(&path)?;
+            file.write_all(v.to_string().as_bytes())?;
+            file.sync_all()
+        })();
+        match saved {
+            Ok(()) => {
+                self.log.note(&format!(
+                    "warning: {again}; the rotated tokens are kept in {} (mode 0600) and will be \
+                     used from there next time",
+                    path.display()
+                ));
+                Ok(())
+            }
+            Err(e) => Err(CliError::TokenFile(format!(
+                "{again}; the rotated tokens could not be kept in {} either ({e}): the session \
+                 is lost, log in again",
+                path.display()
+            ))),
+        }
+    }
+
     /// The keyring account of the current file, when it is a keyring marker.
     fn current_marker(&self) -> Option<String> {
         let bytes = fs::read(&self.path).ok()?;
@@ -313,6 +413,22 @@ impl TokenFile {
     /// keyring entry plus a marker file (the binding and the entry's name). When the keyring
     /// cannot be used the tokens go to the file, with a warning.
     pub fn write(&self, tokens: &TokenSet, binding: &Binding) -> Result<(), CliError> {
+        // Fault injection for the process-level tests (root ignores file permissions): debug
+        // builds only.
+        if cfg!(debug_assertions) && std::env::var_os("AUTHPI_IDP_TEST_FAIL_TOKEN_WRITE").is_some()
+        {
+            return Err(CliError::TokenFile(format!(
+                "cannot write {}: injected failure",
+                self.path.display()
+            )));
+        }
+        self.write_inner(tokens, binding)?;
+        // These tokens are the newest: an older recovery file must not override them.
+        let _ = fs::remove_file(self.rotated_path());
+        Ok(())
+    }
+
+    fn write_inner(&self, tokens: &TokenSet, binding: &Binding) -> Result<(), CliError> {
         let previous = self.current_marker();
         // A session kept in the keyring stays there (a later `whoami` without --store must not
         // move rotated tokens to the file); log out and in again to change where it lives.
@@ -355,7 +471,7 @@ impl TokenFile {
                 CliError::TokenFile(format!("cannot delete the OS keyring entry: {why}"))
             })?;
         }
-        for p in [self.path.clone(), self.provider_path()] {
+        for p in [self.path.clone(), self.provider_path(), self.rotated_path()] {
             match fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

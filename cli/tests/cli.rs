@@ -488,6 +488,64 @@ fn refresh_rotates_and_writes_back_and_show_tokens_reveals_them() {
 }
 
 #[test]
+fn rotated_tokens_survive_a_failed_write_and_are_recovered() {
+    // Review #3: the old refresh token is spent once the refresh answered; when the token file
+    // cannot be written the rotated tokens go to FILE.rotated and the next command uses them.
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("rotated");
+    let tokens = dir.join("t.json");
+    let rotated = dir.join("t.json.rotated");
+    let file = tokens.to_str().unwrap();
+    headless_login(&served, &tokens, &[]);
+    let before = std::fs::read(&tokens).unwrap();
+    let old = TokenSet::from_json(&before).unwrap();
+
+    // Debug builds honour this fault injection: every write of the token file fails.
+    let out = cmd()
+        .arg("refresh")
+        .args(web_args(&served))
+        .args(["--tokens", file])
+        .env("AUTHPI_IDP_TEST_FAIL_TOKEN_WRITE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("t.json.rotated"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&tokens).unwrap(),
+        before,
+        "the file was written"
+    );
+    assert_eq!(mode(&rotated), 0o600);
+    let kept = TokenSet::from_json(&std::fs::read(&rotated).unwrap()).unwrap();
+    let new_rt = kept.refresh_token.clone().unwrap();
+    assert_ne!(Some(&new_rt), old.refresh_token.as_ref());
+    let printed = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(!printed.contains(&new_rt) && !printed.contains(&kept.access_token));
+
+    // The next commands use them (a read-only one under the shared lock leaves the file)...
+    let v = stdout_json(&run(&served, "whoami", &["--tokens", file, "--json"]));
+    assert_eq!(v["id"], "usr_alice");
+    assert!(rotated.exists());
+    // ...and one under the exclusive lock promotes them to the file; the session goes on: the
+    // rotated refresh token is the live one.
+    let v = stdout_json(&run(
+        &served,
+        "refresh",
+        &["--tokens", file, "--json", "--show-tokens"],
+    ));
+    assert_eq!(v["id"], "usr_alice");
+    assert!(!rotated.exists());
+    assert_eq!(served.stats().refresh_requests, 2);
+    let now = TokenSet::from_json(&std::fs::read(&tokens).unwrap()).unwrap();
+    assert_eq!(
+        v["tokens"]["refresh_token"].as_str(),
+        now.refresh_token.as_deref()
+    );
+    assert_ne!(now.refresh_token.as_deref(), Some(&new_rt[..]));
+}
+
+#[test]
 fn eight_concurrent_whoami_on_an_expired_token_set_refresh_once() {
     let served = Served::start_demo().unwrap();
     served.use_system_clock();
@@ -677,6 +735,34 @@ fn login_opens_the_browser_and_completes_on_loopback() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Open this URL in your browser"), "{stderr}");
     assert!(!marker.exists(), "the browser was started");
+}
+
+#[test]
+fn a_huge_timeout_is_no_deadline_not_a_panic() {
+    // Review #5: `--timeout` takes any u64; Instant + u64::MAX seconds used to panic (exit 101).
+    let served = Served::start_demo().unwrap();
+    let dir = temp_dir("huge-timeout");
+    let (script, _marker) = fake_browser(&dir);
+    let tokens = dir.join("t.json");
+    let child = cmd()
+        .arg("login")
+        .args(web_args(&served))
+        .args(["--json", "--timeout", &u64::MAX.to_string()])
+        .arg("--tokens")
+        .arg(&tokens)
+        .env("AUTHPI_BROWSER", &script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_guarded(child, 60);
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tokens.exists());
 }
 
 #[test]

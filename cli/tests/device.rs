@@ -156,8 +156,10 @@ fn login_device_aborted_by_the_user_exits_1_access_denied() {
     let p = Provider::shared();
     let dir = temp_dir("abort");
     let tokens = dir.join("t.json");
+    // The largest --timeout (any u64 parses) is no deadline, not an Instant overflow panic
+    // (review #5); the --json test keeps a finite one.
     let mut child = cmd()
-        .args(["login", "--device", "--timeout", "120"])
+        .args(["login", "--device", "--timeout", &u64::MAX.to_string()])
         .args(["--issuer", p.issuer(), "--client-id", "client_device"])
         .arg("--tokens")
         .arg(&tokens)

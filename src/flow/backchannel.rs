@@ -61,8 +61,9 @@ pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/back
 /// the `jti` replay cache finite (see [`LogoutToken::accept_until`]).
 pub const LOGOUT_TOKEN_MAX_AGE: u64 = 300;
 
-/// A validated OIDC Back-Channel Logout 1.0 logout token.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A validated OIDC Back-Channel Logout 1.0 logout token. Its `Debug` redacts the provider's
+/// `sid` (a session identifier).
+#[derive(Clone, PartialEq, Eq)]
 pub struct LogoutToken {
     issuer: String,
     subject: Option<String>,
@@ -71,6 +72,23 @@ pub struct LogoutToken {
     issued_at: UnixTime,
     expires_at: Option<UnixTime>,
     accept_until: UnixTime,
+}
+
+impl fmt::Debug for LogoutToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogoutToken")
+            .field("issuer", &self.issuer)
+            .field("subject", &self.subject)
+            .field(
+                "session_id",
+                &self.session_id.as_ref().map(|_| "[redacted]"),
+            )
+            .field("jwt_id", &self.jwt_id)
+            .field("issued_at", &self.issued_at)
+            .field("expires_at", &self.expires_at)
+            .field("accept_until", &self.accept_until)
+            .finish()
+    }
 }
 
 impl LogoutToken {

@@ -126,7 +126,7 @@ impl DeviceAuthorization {
     /// (no duplicate members), non-empty `device_code` and `user_code` (the latter without
     /// control characters: it is shown to the user), an `https` `verification_uri` (and
     /// `verification_uri_complete` when present; `http` only on a loopback issuer), a positive
-    /// whole `expires_in`, and an `interval` of at least 1 (default 5).
+    /// whole `expires_in`, and an `interval` of at least 1 (default 5; clamped to `expires_in`).
     ///
     /// # Errors
     /// The provider's OAuth error (e.g. `invalid_client`, `invalid_scope`), or
@@ -188,6 +188,8 @@ impl DeviceAuthorization {
         if interval == 0 {
             return Err(invalid("interval"));
         }
+        // An interval longer than the code's life would only wait past its expiry: clamp it.
+        let interval = interval.min(expires_in);
         Ok(DeviceAuthorization {
             device_code,
             user_code,
@@ -346,7 +348,12 @@ impl DevicePoll {
             match std::mem::replace(&mut self.state, PollState::Finished) {
                 PollState::Finished => return Err(FINISHED),
                 PollState::Pending => {
-                    self.next_at = UnixTime(now.as_secs().saturating_add(self.interval));
+                    // Never later than the expiry: a driver then learns of it at once.
+                    self.next_at = UnixTime(
+                        now.as_secs()
+                            .saturating_add(self.interval)
+                            .min(self.expires_at.as_secs()),
+                    );
                     self.state = PollState::Idle;
                 }
                 PollState::Idle => {
@@ -359,7 +366,7 @@ impl DevicePoll {
                     if now < self.next_at {
                         self.state = PollState::Idle;
                         return Ok(DeviceStep::Wait {
-                            until: self.next_at,
+                            until: self.next_at.min(self.expires_at),
                         });
                     }
                     let exchange = Exchange::new(
@@ -823,6 +830,64 @@ mod tests {
         poll.handle_response(oauth("authorization_pending"));
         let err = poll.poll(UnixTime(NOW.as_secs() + 600)).unwrap_err();
         assert_eq!(err.code(), "expired_token");
+    }
+
+    #[test]
+    fn the_wait_never_passes_the_expiry() {
+        let issuer = signer();
+        let with = |expires_in: u64, interval: u64| {
+            let mut v = authorization();
+            v["expires_in"] = json!(expires_in);
+            v["interval"] = json!(interval);
+            DeviceAuthorization::from_response(&client(), &response(200, &v), NOW).unwrap()
+        };
+        // (expires_in, interval, answer, parsed interval, first wait)
+        let table: &[(u64, u64, &str, u64, u64)] = &[
+            (600, 5, "authorization_pending", 5, 5),
+            (600, 600, "authorization_pending", 600, 600),
+            (600, 601, "authorization_pending", 600, 600),
+            (600, u64::MAX, "authorization_pending", 600, 600),
+            (600, u64::MAX, "slow_down", 600, 600),
+            (10, 8, "slow_down", 8, 10),
+            (600, 590, "slow_down", 590, 595),
+            (
+                u64::MAX,
+                u64::MAX,
+                "slow_down",
+                u64::MAX,
+                u64::MAX - NOW.as_secs(),
+            ),
+        ];
+        for &(expires_in, interval, answer, parsed_interval, first_wait) in table {
+            let case = format!("expires_in {expires_in}, interval {interval}, {answer}");
+            let auth = with(expires_in, interval);
+            assert_eq!(auth.interval(), parsed_interval, "{case}");
+            let mut poll = DevicePoll::new(&client(), &auth, &keys(&issuer), NOW);
+            expect_send(poll.poll(NOW).unwrap());
+            let mut t = NOW;
+            for round in 0..5 {
+                poll.handle_response(oauth(answer));
+                let until = expect_wait(poll.poll(t).unwrap());
+                if round == 0 {
+                    assert_eq!(
+                        until,
+                        UnixTime(NOW.as_secs().saturating_add(first_wait)),
+                        "{case}"
+                    );
+                }
+                assert!(until <= auth.expires_at(), "{case}: waits past the expiry");
+                // At `until` the next poll goes out, or the code has expired: never a later wait.
+                match poll.poll(until) {
+                    Ok(DeviceStep::Send(_)) => assert!(until < auth.expires_at(), "{case}"),
+                    Err(e) => {
+                        assert_eq!(e.code(), "expired_token", "{case}");
+                        break;
+                    }
+                    Ok(other) => panic!("{case}: {other:?}"),
+                }
+                t = until;
+            }
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::hash::Hash;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -38,6 +39,15 @@ pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(30);
 /// How long a follower waits for the leader's response by default (the leader's own request
 /// has a 30 s deadline by default; a little more so the leader's answer normally wins).
 pub const DEFAULT_FOLLOW_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// `now + d`, or a far-future instant when a configured duration is too large for the clock
+/// (an overflowing `Instant + Duration` panics).
+fn instant_after(now: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
 
 /// Finished outcomes kept at most per table.
 pub(crate) const DEFAULT_CAPACITY: usize = 10_000;
@@ -104,6 +114,8 @@ pub struct Slot {
     /// Hashes of the tokens this flight produced (added by the drivers that consumed it), so
     /// revoking any of them purges the flight.
     tags: Mutex<Vec<[u8; 32]>>,
+    /// Counted in its table's `kept` (changed under the table's lock only).
+    counted: AtomicBool,
 }
 
 impl Slot {
@@ -113,7 +125,13 @@ impl Slot {
             blocking: Condvar::new(),
             r#async: Notify::new(),
             tags: Mutex::new(Vec::new()),
+            counted: AtomicBool::new(false),
         }
+    }
+
+    /// Stops counting it in `kept`; whether it was counted.
+    fn uncount(&self) -> bool {
+        self.counted.swap(false, AtomicOrdering::Relaxed)
     }
 
     fn set(&self, state: State) {
@@ -163,7 +181,8 @@ impl Slot {
 /// A timed event of the table.
 enum Event<K> {
     /// An async follower's wait bound passes: wake the slot's waiters so they look at the time.
-    Wake(Arc<Slot>),
+    /// The flag is set when it fires (the follower then knows its own wake-up came).
+    Wake(Arc<Slot>, Arc<AtomicBool>),
     /// A finished outcome's grace period ends: remove it.
     Expire(K, Arc<Slot>),
 }
@@ -214,15 +233,30 @@ impl<K: Hash + Eq> Table<K> {
     fn fire_next(&mut self) {
         if let Some(Reverse(t)) = self.timers.pop() {
             match t.event {
-                Event::Wake(slot) => slot.wake(),
-                Event::Expire(key, slot) => {
-                    if self.slots.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
-                        self.slots.remove(&key);
-                    }
-                    self.kept = self.kept.saturating_sub(1);
+                Event::Wake(slot, fired) => {
+                    fired.store(true, AtomicOrdering::Relaxed);
+                    slot.wake();
                 }
+                // A slot already replaced or purged was uncounted then.
+                Event::Expire(key, slot) => self.remove(&key, &slot),
             }
         }
+    }
+
+    /// Over capacity: expires the oldest kept outcomes first. Only expiry events fire; the
+    /// wake-ups passed over are put back (a follower woken early would wait past its bound).
+    fn shrink_to(&mut self, capacity: usize) {
+        let mut wakes = Vec::new();
+        while self.kept > capacity {
+            let Some(Reverse(t)) = self.timers.pop() else {
+                break;
+            };
+            match t.event {
+                Event::Wake(..) => wakes.push(t),
+                Event::Expire(key, slot) => self.remove(&key, &slot),
+            }
+        }
+        self.timers.extend(wakes.into_iter().map(Reverse));
     }
 
     /// Fires every event due at `now`.
@@ -232,10 +266,13 @@ impl<K: Hash + Eq> Table<K> {
         }
     }
 
-    /// Removes `key` if it still maps to `slot`.
+    /// Removes `key` if it still maps to `slot` (uncounting it from `kept`).
     fn remove(&mut self, key: &K, slot: &Arc<Slot>) {
         if self.slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
             self.slots.remove(key);
+            if slot.uncount() {
+                self.kept = self.kept.saturating_sub(1);
+            }
         }
     }
 }
@@ -250,13 +287,13 @@ struct Inner<K> {
 
 /// Schedules a wake-up of a slot (the async wait bound), whatever the table's key type.
 trait WakeAt: Send + Sync {
-    fn wake_at(self: Arc<Self>, at: Instant, slot: Arc<Slot>);
+    fn wake_at(self: Arc<Self>, at: Instant, slot: Arc<Slot>, fired: Arc<AtomicBool>);
 }
 
 impl<K: Hash + Eq + Send + 'static> WakeAt for Inner<K> {
-    fn wake_at(self: Arc<Self>, at: Instant, slot: Arc<Slot>) {
+    fn wake_at(self: Arc<Self>, at: Instant, slot: Arc<Slot>, fired: Arc<AtomicBool>) {
         let mut table = lock(&self.table);
-        table.schedule(at, Event::Wake(slot));
+        table.schedule(at, Event::Wake(slot, fired));
         self.ensure_timer(&mut table);
     }
 }
@@ -322,9 +359,6 @@ impl<K: Hash + Eq + Clone + Send + 'static> Flights<K> {
                 return Join::Follower(self.follower(Arc::clone(slot)));
             }
             let slot = Arc::clone(slot);
-            if slot.finished() {
-                table.kept = table.kept.saturating_sub(1);
-            }
             table.remove(&key, &slot);
         }
         let slot = Arc::new(Slot::new());
@@ -350,18 +384,27 @@ impl<K: Hash + Eq + Clone + Send + 'static> Flights<K> {
     /// `token_hash` (a revoked token must not be answered from the grace period).
     pub(crate) fn purge(&self, token_hash: &[u8; 32], matches: impl Fn(&K) -> bool) {
         let mut table = lock(&self.inner.table);
-        let before = table.slots.len();
-        table
-            .slots
-            .retain(|k, slot| !(slot.finished() && (matches(k) || slot.tagged(token_hash))));
-        let removed = before - table.slots.len();
-        table.kept = table.kept.saturating_sub(removed);
+        let mut uncounted = 0usize;
+        table.slots.retain(|k, slot| {
+            let forget = slot.finished() && (matches(k) || slot.tagged(token_hash));
+            if forget && slot.uncount() {
+                uncounted += 1;
+            }
+            !forget
+        });
+        table.kept = table.kept.saturating_sub(uncounted);
     }
 
     /// Finished outcomes currently kept (for tests and metrics).
     #[cfg(test)]
     pub(crate) fn kept(&self) -> usize {
         lock(&self.inner.table).slots.len()
+    }
+
+    /// The capacity count (for tests): must equal the finished outcomes kept.
+    #[cfg(test)]
+    fn counted(&self) -> usize {
+        lock(&self.inner.table).kept
     }
 }
 
@@ -400,8 +443,9 @@ impl Follower {
     /// The leader's transport error, [`TransportError::Abandoned`], or
     /// [`TransportError::Timeout`] when the bound passed.
     pub async fn wait(&self) -> Result<Arc<Outcome>, TransportError> {
-        let deadline = Instant::now() + self.wait;
-        let mut scheduled = false;
+        let deadline = instant_after(Instant::now(), self.wait);
+        // Set when our scheduled wake-up fired; `None` until one is scheduled.
+        let mut wake_up: Option<Arc<AtomicBool>> = None;
         loop {
             // Register before looking, so a `set` between the look and the await still wakes us.
             let mut notified = pin!(self.slot.r#async.notified());
@@ -412,9 +456,19 @@ impl Follower {
             if Instant::now() >= deadline {
                 return Err(TransportError::Timeout);
             }
-            if !scheduled {
-                Arc::clone(&self.timer).wake_at(deadline, Arc::clone(&self.slot));
-                scheduled = true;
+            // None scheduled yet, or ours fired before the bound (it must not end the wait
+            // early nor leave it without one): schedule a wake-up at the bound.
+            if wake_up
+                .as_ref()
+                .is_none_or(|fired| fired.load(AtomicOrdering::Relaxed))
+            {
+                let fired = Arc::new(AtomicBool::new(false));
+                Arc::clone(&self.timer).wake_at(
+                    deadline,
+                    Arc::clone(&self.slot),
+                    Arc::clone(&fired),
+                );
+                wake_up = Some(fired);
             }
             notified.await;
         }
@@ -512,13 +566,12 @@ impl<K: Hash + Eq + Clone + Send + 'static> Leader<K> {
         {
             return; // purged meanwhile
         }
-        let at = Instant::now() + self.flights.grace;
+        let at = instant_after(Instant::now(), self.flights.grace);
         table.schedule(at, Event::Expire(self.key.clone(), Arc::clone(&self.slot)));
-        table.kept += 1;
-        // Over capacity: fire the earliest events (the oldest outcomes expire first).
-        while table.kept > self.flights.capacity && !table.timers.is_empty() {
-            table.fire_next();
+        if !self.slot.counted.swap(true, AtomicOrdering::Relaxed) {
+            table.kept += 1;
         }
+        table.shrink_to(self.flights.capacity);
         self.flights.ensure_timer(&mut table);
     }
 }
@@ -615,6 +668,96 @@ mod tests {
             assert!(matches!(o, Err(TransportError::Abandoned)));
         }
         let _next = leader(flights.join(1u8));
+    }
+
+    #[test]
+    fn a_huge_grace_or_wait_is_far_future_not_a_panic() {
+        // Review #5: Instant + Duration::MAX used to panic (wait() and the grace expiry).
+        let flights = Flights::new(Duration::MAX, Duration::MAX, 10);
+        let l = leader(flights.join(1u8));
+        let f = follower(flights.join(1u8));
+        l.received(Ok(ok_response(200)), UnixTime(1)).unwrap();
+        assert!(wait_both(&f).iter().all(Result::is_ok));
+        // Kept for the (huge) grace: a late caller still follows.
+        assert!(follower(flights.join(1u8)).wait_blocking().is_ok());
+    }
+
+    #[test]
+    fn the_capacity_count_matches_the_kept_outcomes() {
+        // Review #6: an expiry of a slot already purged (or replaced) must not count again.
+        let flights = Flights::new(LONG, LONG, 10);
+        leader(flights.join(1u8))
+            .received(Ok(ok_response(200)), UnixTime(1))
+            .unwrap();
+        assert_eq!((flights.kept(), flights.counted()), (1, 1));
+        flights.purge(&[0; 32], |k| *k == 1);
+        assert_eq!((flights.kept(), flights.counted()), (0, 0));
+        leader(flights.join(2u8))
+            .received(Ok(ok_response(200)), UnixTime(2))
+            .unwrap();
+        assert_eq!((flights.kept(), flights.counted()), (1, 1));
+        // The purged slot's expiry (the earliest event) fires: slot 2 is still kept and counted.
+        lock(&flights.inner.table).fire_next();
+        assert_eq!((flights.kept(), flights.counted()), (1, 1));
+        lock(&flights.inner.table).fire_next();
+        assert_eq!((flights.kept(), flights.counted()), (0, 0));
+    }
+
+    #[test]
+    fn over_capacity_only_expiries_fire_not_wake_ups() {
+        // Review #6: the capacity loop fired a follower's wake-up (scheduled before the
+        // expiries) early.
+        let flights = Flights::new(LONG, LONG, 1);
+        let pending = leader(flights.join(1u8));
+        let fired = Arc::new(AtomicBool::new(false));
+        Arc::clone(&flights.inner).wake_at(
+            instant_after(Instant::now(), LONG),
+            pending.slot(),
+            Arc::clone(&fired),
+        );
+        for k in [2u8, 3] {
+            leader(flights.join(k))
+                .received(Ok(ok_response(200)), UnixTime(1))
+                .unwrap();
+        }
+        assert!(
+            !fired.load(AtomicOrdering::Relaxed),
+            "the wake-up fired early"
+        );
+        let table = lock(&flights.inner.table);
+        assert_eq!(table.kept, 1);
+        assert!(table.slots.contains_key(&1) && table.slots.contains_key(&3));
+        assert!(!table.slots.contains_key(&2));
+        let wakes = table
+            .timers
+            .iter()
+            .filter(|Reverse(t)| matches!(t.event, Event::Wake(..)))
+            .count();
+        assert_eq!(wakes, 1);
+    }
+
+    #[test]
+    fn a_follower_woken_early_by_its_own_wake_up_schedules_another() {
+        // Review #6: a wake-up that fired before the bound left the follower without one.
+        let flights = Flights::new(LONG, LONG, 10);
+        let _leader = leader(flights.join(1u8));
+        let f = follower(flights.join(1u8));
+        let wakes = || {
+            lock(&flights.inner.table)
+                .timers
+                .iter()
+                .filter(|Reverse(t)| matches!(t.event, Event::Wake(..)))
+                .count()
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut wait = pin!(f.wait());
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(wakes(), 1);
+        // Its wake-up fires early (as the capacity loop used to do).
+        lock(&flights.inner.table).fire_next();
+        assert_eq!(wakes(), 0);
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(wakes(), 1, "no wake-up at the bound any more");
     }
 
     #[test]

@@ -369,7 +369,7 @@ impl<T: Transport> Inner<T> {
             return Err(SessionError::Over);
         };
         let key = lease_key(&old);
-        let deadline = Instant::now() + self.config.wait;
+        let deadline = crate::instant_after(Instant::now(), self.config.wait);
         // 1. In this process: one task per refresh token.
         let local = self.local_lock(&key);
         let _local = tokio::time::timeout(self.config.wait, local.lock())
@@ -557,7 +557,7 @@ async fn persist_rotated(
     persist_for: Duration,
 ) -> Result<SessionRecord, StoreError> {
     let old = base.tokens.refresh_token.clone();
-    let give_up = Instant::now() + persist_for;
+    let give_up = crate::instant_after(Instant::now(), persist_for);
     loop {
         let record = SessionRecord {
             version: base.version.saturating_add(1),

@@ -95,6 +95,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// `now + d`, or a far-future instant when a configured duration is too large for the clock
+/// (an overflowing `std::time::Instant + std::time::Duration` panics).
+pub(crate) fn instant_after(now: std::time::Instant, d: std::time::Duration) -> std::time::Instant {
+    const FAR: std::time::Duration = std::time::Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
 /// The system clock in Unix seconds.
 #[must_use]
 pub fn unix_now() -> u64 {

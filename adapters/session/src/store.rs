@@ -40,7 +40,7 @@ impl fmt::Debug for SessionRecord {
         f.debug_struct("SessionRecord")
             .field("id", &"[redacted]")
             .field("sub", &self.sub)
-            .field("sid", &self.sid)
+            .field("sid", &self.sid.as_ref().map(|_| "[redacted]"))
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
             .field("version", &self.version)
@@ -355,7 +355,8 @@ impl SessionStore for MemoryStore {
         if m.jtis.contains_key(jti) {
             return ready(Ok(false));
         }
-        m.jtis.insert(jti.to_owned(), now + ttl);
+        m.jtis
+            .insert(jti.to_owned(), crate::instant_after(now, ttl));
         ready(Ok(true))
     }
 
@@ -377,8 +378,10 @@ impl SessionStore for MemoryStore {
         if m.leases.contains_key(key) {
             return ready(Ok(false));
         }
-        m.leases
-            .insert(key.to_owned(), (fence.to_owned(), now + ttl));
+        m.leases.insert(
+            key.to_owned(),
+            (fence.to_owned(), crate::instant_after(now, ttl)),
+        );
         ready(Ok(true))
     }
 
@@ -423,8 +426,10 @@ impl SessionStore for MemoryStore {
         let now = Instant::now();
         let mut m = self.lock();
         m.purge(now);
-        m.transactions
-            .insert(id.to_owned(), (data.to_owned(), now + ttl));
+        m.transactions.insert(
+            id.to_owned(),
+            (data.to_owned(), crate::instant_after(now, ttl)),
+        );
         ready(Ok(()))
     }
 

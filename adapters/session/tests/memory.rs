@@ -10,7 +10,7 @@ fn record_json_keeps_the_python_token_set_and_redacts_debug() {
     let r = authpi_idp_session::testing::record(
         "sess-secret-id",
         "usr_a",
-        Some("s1"),
+        Some("sid-secret-42"),
         "rt-secret",
         1_000,
     );
@@ -25,8 +25,23 @@ fn record_json_keeps_the_python_token_set_and_redacts_debug() {
     );
     let dbg = format!("{r:?}");
     assert!(
-        !dbg.contains("rt-secret") && !dbg.contains("sess-secret-id"),
+        !dbg.contains("rt-secret")
+            && !dbg.contains("sess-secret-id")
+            && !dbg.contains("sid-secret-42"),
         "{dbg}"
     );
     assert!(authpi_idp_session::SessionRecord::from_json(b"{\"id\":1}").is_err());
+}
+
+#[tokio::test]
+async fn a_huge_ttl_is_far_future_not_a_panic() {
+    // Review #5: Instant + Duration::MAX used to panic in the memory store.
+    use authpi_idp_session::SessionStore as _;
+    let store = authpi_idp_session::MemoryStore::new();
+    let max = std::time::Duration::MAX;
+    assert!(store.remember_jti("jti-1", max).await.unwrap());
+    assert!(store.has_jti("jti-1").await.unwrap());
+    assert!(store.try_lease("lease-1", "fence", max).await.unwrap());
+    assert!(!store.try_lease("lease-1", "other", max).await.unwrap());
+    store.put_transaction("tx-1", "data", max).await.unwrap();
 }

@@ -553,6 +553,14 @@ fn debug_and_errors_never_show_the_token() {
     let r = run(&env, &with(claims(), "nonce", json!("secret-nonce")));
     let e = r.unwrap_err();
     assert!(!format!("{e} {e:?}").contains("secret-nonce"));
+    // The provider's session id is redacted from the validated token's Debug (review #7).
+    let t = run(&env, &with(claims(), "sid", json!("sid-secret-42"))).unwrap();
+    let dbg = format!("{t:?}");
+    assert!(!dbg.contains("sid-secret-42"), "{dbg}");
+    assert!(
+        dbg.contains("usr_alice") && dbg.contains("[redacted]"),
+        "{dbg}"
+    );
 }
 
 #[test]
