@@ -4,11 +4,12 @@ use crate::driver::{Action, Discovery, Driver, FlightOptions, SessionStart, Shar
 use crate::error::{BoxError, Error, TransportError};
 use crate::{
     DEFAULT_REFRESH_GRACE, DefaultTransport, Spawn, Task, Transport, TransportOptions, os_rng,
+    system_now,
 };
-use authpi_idp::flow::Discovered;
+use authpi_idp::flow::{CreateAgent, Discovered};
 use authpi_idp::{
     AccessTokenInfo, Agent, AuthorizationRequest, AuthorizationUrl, CallbackInput, Client, Config,
-    Introspection, KeySet, LogoutRequest, Operation, TokenSet, TokenTypeHint, UserInfo,
+    Introspection, KeySet, LogoutRequest, Operation, TokenSet, TokenTypeHint, UnixTime, UserInfo,
 };
 use std::fmt;
 use std::future::Future;
@@ -370,20 +371,27 @@ impl<T: Transport> AsyncClient<T> {
         self.run_session(Client::refresh, tokens, &options).await
     }
 
-    /// Runs the session operation detached (see [`Spawn`]) when a spawner is set.
+    /// Runs the session operation. Only a due refresh spends a one-time secret, so only then does
+    /// it run detached (see [`Spawn`]) when a spawner is set: the common request, whose stored
+    /// tokens are still fresh, stays in the caller's task (no spawn, no cross-thread wake-up).
+    /// The first `poll` uses the same `now` as that decision.
     async fn run_session(
         &self,
         start: SessionStart,
         tokens: TokenSet,
         options: &CreateAgentOptions,
     ) -> Result<Agent, Error> {
-        let Some(spawn) = &self.spawn else {
-            return self.run_session_here(start, tokens, options).await;
+        let (auto_refresh, resources) = (options.auto_refresh, &options.resources);
+        let op = self.inner.session(start, tokens, auto_refresh, resources)?;
+        let now = system_now();
+        let spawn = match &self.spawn {
+            Some(spawn) if op.refresh_due_at(now) => spawn,
+            _ => return self.drive_session(op, now, options).await,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (this, options) = (self.clone(), options.clone());
         let task: Task = Box::pin(async move {
-            let result = this.run_session_here(start, tokens, &options).await;
+            let result = this.drive_session(op, now, &options).await;
             let _ = tx.send(result);
         });
         if let Err(task) = spawn.spawn(task) {
@@ -393,15 +401,13 @@ impl<T: Transport> AsyncClient<T> {
             .unwrap_or(Err(Error::Transport(TransportError::Abandoned)))
     }
 
-    async fn run_session_here(
+    async fn drive_session(
         &self,
-        start: SessionStart,
-        tokens: TokenSet,
+        op: CreateAgent,
+        now: UnixTime,
         options: &CreateAgentOptions,
     ) -> Result<Agent, Error> {
-        let (auto_refresh, resources) = (options.auto_refresh, &options.resources);
-        let op = self.inner.session(start, tokens, auto_refresh, resources)?;
-        let mut driver = self.inner.driver(op, options.on_refresh.is_some());
+        let mut driver = self.inner.driver_at(op, options.on_refresh.is_some(), now);
         let result = self.drive(&mut driver, options.on_refresh.as_ref()).await;
         driver.report_refresh_error(&result, options.on_refresh_error.as_ref());
         result

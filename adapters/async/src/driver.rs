@@ -316,6 +316,19 @@ impl<T> Shared<T> {
         start(&self.client, tokens, options, &self.keys())
     }
 
+    /// Starts driving `op` whose first `poll` runs at `now` (the time a caller already decided
+    /// with, e.g. [`CreateAgent::refresh_due_at`]); later polls read the system clock.
+    pub fn driver_at<O: Operation>(
+        &self,
+        op: O,
+        on_refresh: bool,
+        now: UnixTime,
+    ) -> Driver<'_, T, O> {
+        let mut driver = self.driver(op, on_refresh);
+        driver.at = Some(now);
+        driver
+    }
+
     /// Starts driving `op`. `on_refresh`: whether the caller has a callback to persist rotated
     /// tokens (without one, [`Action::Persist`] never comes).
     pub fn driver<O: Operation>(&self, op: O, on_refresh: bool) -> Driver<'_, T, O> {

@@ -372,3 +372,41 @@ async fn followers_do_not_wait_for_the_leaders_on_refresh() {
     let led = leader.await.unwrap().unwrap();
     assert_eq!(followed.tokens(), led.tokens());
 }
+
+/// Spawns on tokio and counts the tasks it was given.
+#[derive(Clone, Default)]
+struct CountingHook(Arc<std::sync::atomic::AtomicUsize>);
+impl Spawn for CountingHook {
+    fn spawn(&self, task: Task) -> Result<(), Task> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        drop(tokio::spawn(task));
+        Ok(())
+    }
+}
+
+/// Only a due refresh spends a one-time secret, so only that runs detached: rebuilding the
+/// agent of a fresh token set (every authenticated request of a web app) stays in the caller's
+/// task, with no spawn and no cross-thread wake-up; an expired set still refreshes detached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_due_refresh_runs_detached() {
+    let w = world();
+    let hook = CountingHook::default();
+    let c = client(&w, FlightOptions::default()).with_spawner(hook.clone());
+    let expired = login(&w, &c).await;
+    let spawned = || hook.0.load(std::sync::atomic::Ordering::SeqCst);
+
+    let mut fresh = expired.clone();
+    fresh.expires_at = system_now().0 + 3600;
+    let agent = c
+        .create_agent(fresh.clone(), CreateAgentOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(agent.tokens(), &fresh);
+    assert_eq!(spawned(), 0, "a fresh set is rebuilt in the caller's task");
+
+    let (options, mut store) = recording();
+    let agent = c.create_agent(expired.clone(), options).await.unwrap();
+    assert_ne!(agent.tokens().refresh_token, expired.refresh_token);
+    assert_eq!(store.recv().await.unwrap(), *agent.tokens());
+    assert_eq!(spawned(), 1, "a due refresh runs detached");
+}
