@@ -8,7 +8,7 @@
 use crate::error::ClaimError;
 use crate::id_token::{audiences, check_times, numeric_date};
 use crate::json::Members as _;
-use crate::org::{Organization, into_organizations};
+use crate::org::Memberships;
 use crate::time::UnixTime;
 use serde_json::{Map, Value};
 
@@ -43,7 +43,7 @@ pub(crate) struct AccessClaims {
     pub(crate) scope: Option<String>,
     pub(crate) sid: Option<String>,
     pub(crate) org_id: Option<String>,
-    pub(crate) organizations: Vec<Organization>,
+    pub(crate) organizations: Memberships,
     pub(crate) dat_type: Option<String>,
     /// Every member not listed in [`MODELED`], as sent.
     pub(crate) custom: Map<String, Value>,
@@ -95,7 +95,7 @@ impl AccessClaims {
     ) -> Result<AccessClaims, ClaimError> {
         let organizations = map
             .remove("organizations")
-            .map(into_organizations)
+            .map(|claim| Memberships::from_claim(&claim))
             .unwrap_or_default();
         let iss = required(&map, "iss")?;
         if iss != expected.issuer {

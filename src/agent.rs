@@ -6,6 +6,7 @@ use crate::time::UnixTime;
 use crate::token::TokenSet;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::sync::OnceLock;
 
 /// Default buffer of [`Agent::is_expired`] in the Python SDK (30 s).
 pub const DEFAULT_EXPIRY_BUFFER: u64 = 30;
@@ -63,7 +64,8 @@ pub struct Agent {
     pub(crate) email_verified: Option<bool>,
     pub(crate) org_id: Option<String>,
     pub(crate) memberships: Memberships,
-    pub(crate) token_scopes: ScopeSet,
+    /// The compiled `scope` of `tokens`, on first use.
+    pub(crate) token_scopes: OnceLock<ScopeSet>,
     pub(crate) tokens: TokenSet,
     pub(crate) reverified: bool,
     /// The claims the SDK does not model, from the ID token, UserInfo or access token the
@@ -77,21 +79,16 @@ impl Agent {
         email: Option<String>,
         email_verified: Option<bool>,
         org_id: Option<String>,
-        organizations: Vec<Organization>,
+        memberships: Memberships,
         tokens: TokenSet,
     ) -> Agent {
-        let token_scopes = tokens
-            .scope
-            .as_deref()
-            .map(ScopeSet::from_space_separated)
-            .unwrap_or_default();
         Agent {
             id,
             email,
             email_verified,
             org_id,
-            memberships: Memberships::new(organizations),
-            token_scopes,
+            memberships,
+            token_scopes: OnceLock::new(),
             tokens,
             reverified: true,
             custom: Map::new(),
@@ -217,7 +214,7 @@ impl Agent {
     #[must_use]
     pub fn has_access(&self, action: &str, resource: &str) -> bool {
         if self.memberships.is_empty() {
-            self.token_scopes.allows(action, resource)
+            self.token_scopes().allows(action, resource)
         } else {
             self.memberships.has_access_any(action, resource)
         }
@@ -238,7 +235,13 @@ impl Agent {
     /// The token-level scopes (the `scope` of the token response).
     #[must_use]
     pub fn token_scopes(&self) -> &ScopeSet {
-        &self.token_scopes
+        self.token_scopes.get_or_init(|| {
+            self.tokens
+                .scope
+                .as_deref()
+                .map(ScopeSet::from_space_separated)
+                .unwrap_or_default()
+        })
     }
 
     /// Whether the principal has the `owner` role in `org_id`.
@@ -302,7 +305,7 @@ mod tests {
             None,
             None,
             None,
-            vec![],
+            Memberships::default(),
             tokens(Some("reports:read billing:**")),
         );
         assert!(cc.has_access("read", "reports"));
@@ -319,7 +322,7 @@ mod tests {
             None,
             None,
             None,
-            vec![org],
+            Memberships::new(vec![org]),
             tokens(Some("reports:read")),
         );
         assert!(
@@ -336,7 +339,14 @@ mod tests {
 
     #[test]
     fn expiry_helpers() {
-        let a = Agent::new("usr_1".into(), None, None, None, vec![], tokens(None));
+        let a = Agent::new(
+            "usr_1".into(),
+            None,
+            None,
+            None,
+            Memberships::default(),
+            tokens(None),
+        );
         assert_eq!(a.expires_at(), 1000);
         assert_eq!(a.expires_in(UnixTime(900)), 100);
         assert!(!a.is_expired(UnixTime(900), DEFAULT_EXPIRY_BUFFER));

@@ -6,11 +6,15 @@
 
 use crate::constant_time;
 use crate::error::{ClaimError, TokenError};
-use crate::jose::{Algorithm, Jws, at_hash_matches};
-use crate::json::{self, Members};
-use crate::org::{Organization, into_organizations};
+use crate::jose::{Algorithm, at_hash_matches, stored_payload};
+use crate::json::{
+    self, Lenient, Leniently, Member as _, Object, Scalar, ScalarSeed, f64_to_u64, once,
+};
+use crate::org::{Claim, Memberships};
 use crate::time::UnixTime;
+use serde::de::{MapAccess, SeqAccess};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The claims of an ID token the SDK relies on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,28 +35,10 @@ pub(crate) struct IdClaims {
     pub email: Option<String>,
     pub email_verified: Option<bool>,
     pub org_id: Option<String>,
-    pub organizations: Vec<Organization>,
-    /// Every member [`MODELED`] does not list, as sent.
+    pub organizations: Memberships,
+    /// Every member the payload reader does not model, as sent.
     pub custom: Map<String, Value>,
 }
-
-/// Members of an ID token this module models; everything else is a custom claim.
-const MODELED: &[&str] = &[
-    "iss",
-    "sub",
-    "aud",
-    "azp",
-    "exp",
-    "iat",
-    "nbf",
-    "nonce",
-    "auth_time",
-    "at_hash",
-    "email",
-    "email_verified",
-    "org_id",
-    "organizations",
-];
 
 fn claim<T>(r: Result<T, json::JsonError>, name: &'static str) -> Result<T, ClaimError> {
     r.map_err(|_| ClaimError::Missing(name))
@@ -65,22 +51,17 @@ pub(crate) fn numeric_date(
     map: &Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<u64>, ClaimError> {
-    match map.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => {
-            if let Some(u) = n.as_u64() {
-                return Ok(Some(u));
-            }
-            match n.as_f64() {
-                // 2^64 as f64; anything at or above it does not fit.
-                Some(f) if f.is_finite() && (0.0..18_446_744_073_709_551_616.0).contains(&f) =>
-                {
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    Ok(Some(f.trunc() as u64))
-                }
-                _ => Err(ClaimError::Missing(name)),
-            }
-        }
+    numeric_date_of(map.get(name).map(Scalar::of), name)
+}
+
+fn numeric_date_of(
+    value: Option<Scalar<'_>>,
+    name: &'static str,
+) -> Result<Option<u64>, ClaimError> {
+    match value {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::U64(u)) => Ok(Some(u)),
+        Some(Scalar::F64(f)) => f64_to_u64(f).map(Some).ok_or(ClaimError::Missing(name)),
         Some(_) => Err(ClaimError::Missing(name)),
     }
 }
@@ -101,56 +82,125 @@ pub(crate) fn audiences(map: &Map<String, Value>) -> Result<Vec<String>, ClaimEr
     }
 }
 
-impl IdClaims {
-    pub(crate) fn from_payload(payload: &[u8]) -> Result<IdClaims, TokenError> {
-        let mut map = json::parse_object(payload)?;
-        let organizations = map
-            .remove("organizations")
-            .map(into_organizations)
-            .unwrap_or_default();
-        let claims = Self::from_map(&map, organizations)?;
-        for name in MODELED {
-            map.remove(*name);
+/// `aud` as read from a payload: `None` when it is neither a string nor a non-empty array of
+/// strings.
+struct Audiences;
+
+impl<'de> Lenient<'de> for Audiences {
+    type Value = Option<Vec<String>>;
+    fn otherwise(self) -> Option<Vec<String>> {
+        None
+    }
+    fn string(self, v: &str) -> Option<Vec<String>> {
+        Some(vec![v.to_owned()])
+    }
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Vec<String>>, A::Error> {
+        let mut all = Some(Vec::new());
+        while let Some(item) = seq.next_element_seed(ScalarSeed)? {
+            match (item, &mut all) {
+                (Scalar::Str(s), Some(list)) => list.push(s.into_owned()),
+                _ => all = None,
+            }
         }
-        Ok(IdClaims {
-            custom: map,
-            ..claims
-        })
+        Ok(all.filter(|list| !list.is_empty()))
+    }
+}
+
+/// An ID-token payload as read, in one pass: each modeled member as sent (a second occurrence
+/// is a duplicate), everything else into `custom`. The rules run in [`IdClaims::from_payload`].
+#[derive(Default)]
+struct Payload<'de> {
+    iss: Option<Scalar<'de>>,
+    sub: Option<Scalar<'de>>,
+    aud: Option<Option<Vec<String>>>,
+    azp: Option<Scalar<'de>>,
+    exp: Option<Scalar<'de>>,
+    iat: Option<Scalar<'de>>,
+    nbf: Option<Scalar<'de>>,
+    nonce: Option<Scalar<'de>>,
+    auth_time: Option<Scalar<'de>>,
+    at_hash: Option<Scalar<'de>>,
+    email: Option<Scalar<'de>>,
+    email_verified: Option<Scalar<'de>>,
+    org_id: Option<Scalar<'de>>,
+    organizations: Option<Memberships>,
+    custom: Map<String, Value>,
+}
+
+impl<'de> Object<'de> for Payload<'de> {
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        let slot = match key {
+            "aud" => return once(map, &mut self.aud, Leniently(Audiences), key).map(|()| true),
+            "organizations" => {
+                return once(map, &mut self.organizations, Leniently(Claim), key).map(|()| true);
+            }
+            "iss" => &mut self.iss,
+            "sub" => &mut self.sub,
+            "azp" => &mut self.azp,
+            "exp" => &mut self.exp,
+            "iat" => &mut self.iat,
+            "nbf" => &mut self.nbf,
+            "nonce" => &mut self.nonce,
+            "auth_time" => &mut self.auth_time,
+            "at_hash" => &mut self.at_hash,
+            "email" => &mut self.email,
+            "email_verified" => &mut self.email_verified,
+            "org_id" => &mut self.org_id,
+            _ => return Ok(false),
+        };
+        once(map, slot, ScalarSeed, key)?;
+        Ok(true)
     }
 
-    fn from_map(
-        map: &Map<String, Value>,
-        organizations: Vec<Organization>,
-    ) -> Result<IdClaims, ClaimError> {
-        let req_str = |name: &'static str| -> Result<String, ClaimError> {
-            match claim(map.opt_str(name), name)? {
-                Some(s) if !s.is_empty() => Ok(s.to_owned()),
+    /// Custom claims are kept, as strict `Value`s (the map refuses a duplicate name).
+    fn other<A: MapAccess<'de>>(
+        &mut self,
+        key: Cow<'de, str>,
+        map: &mut A,
+        _: &mut json::Names<'de>,
+    ) -> Result<(), A::Error> {
+        if self.custom.contains_key(&*key) {
+            return Err(json::duplicate(&key));
+        }
+        let value = map.next_value_seed(json::Seed)?;
+        self.custom.insert(key.into_owned(), value);
+        Ok(())
+    }
+}
+
+impl IdClaims {
+    /// Reads a payload straight into the claims (no `Value` tree but for custom claims) and
+    /// applies the type rules, in claim order: `iss`, `sub`, `aud`, `azp`, `exp`, `iat`, `nbf`,
+    /// `nonce`, `at_hash` must be well typed; `auth_time` of the wrong type is only flagged;
+    /// profile claims of the wrong type are dropped; `organizations` is read leniently.
+    pub(crate) fn from_payload(payload: &[u8]) -> Result<IdClaims, TokenError> {
+        let p: Payload<'_> = json::parse_typed(payload)?;
+        let required =
+            |v: Option<Scalar<'_>>, name: &'static str| match claim(v.string(name), name)? {
+                Some(s) if !s.is_empty() => Ok(s),
                 _ => Err(ClaimError::Missing(name)),
-            }
-        };
-        let opt_str =
-            |name: &'static str| claim(map.opt_str(name), name).map(|o| o.map(str::to_owned));
-        let req_date =
-            |name: &'static str| numeric_date(map, name)?.ok_or(ClaimError::Missing(name));
-        let auth_time = numeric_date(map, "auth_time");
+            };
+        let optional = |v: Option<Scalar<'_>>, name: &'static str| claim(v.string(name), name);
+        let date = |v, name| numeric_date_of(v, name)?.ok_or(ClaimError::Missing(name));
+        let auth_time = numeric_date_of(p.auth_time, "auth_time");
         Ok(IdClaims {
-            iss: req_str("iss")?,
-            sub: req_str("sub")?,
-            aud: audiences(map)?,
-            azp: opt_str("azp")?,
-            exp: req_date("exp")?,
-            iat: req_date("iat")?,
-            nbf: numeric_date(map, "nbf")?,
-            nonce: opt_str("nonce")?,
+            iss: required(p.iss, "iss")?,
+            sub: required(p.sub, "sub")?,
+            aud: p.aud.flatten().ok_or(ClaimError::Missing("aud"))?,
+            azp: optional(p.azp, "azp")?,
+            exp: date(p.exp, "exp")?,
+            iat: date(p.iat, "iat")?,
+            nbf: numeric_date_of(p.nbf, "nbf")?,
+            nonce: optional(p.nonce, "nonce")?,
             auth_time: auth_time.clone().ok().flatten(),
             auth_time_invalid: auth_time.is_err(),
-            at_hash: opt_str("at_hash")?,
+            at_hash: optional(p.at_hash, "at_hash")?,
             // Profile claims are informative: a wrong type is dropped, not fatal.
-            email: map.opt_str("email").ok().flatten().map(str::to_owned),
-            email_verified: map.opt_bool("email_verified").ok().flatten(),
-            org_id: map.opt_str("org_id").ok().flatten().map(str::to_owned),
-            organizations,
-            custom: Map::new(),
+            email: p.email.string("email").ok().flatten(),
+            email_verified: p.email_verified.boolean("email_verified").ok().flatten(),
+            org_id: p.org_id.string("org_id").ok().flatten(),
+            organizations: p.organizations.unwrap_or_default(),
+            custom: p.custom,
         })
     }
 }
@@ -299,15 +349,14 @@ pub(crate) fn check_refreshed(new: &IdClaims, original: &IdClaims) -> Result<(),
     Ok(())
 }
 
-/// Decodes a stored ID token without verifying its signature (it was verified when it entered
-/// the store), and checks that it belongs to this issuer and client.
+/// Decodes a stored ID token without verifying its signature or reading its header (both were
+/// checked when it entered the store), and checks that it belongs to this issuer and client.
 pub(crate) fn decode_stored(
     token: &str,
     issuer: &str,
     client_id: &str,
 ) -> Result<IdClaims, TokenError> {
-    let jws = Jws::parse(token)?;
-    let claims = IdClaims::from_payload(jws.payload())?;
+    let claims = IdClaims::from_payload(&stored_payload(token)?)?;
     if claims.iss != issuer {
         return Err(ClaimError::Issuer.into());
     }
@@ -363,6 +412,257 @@ mod tests {
         match r {
             Err(TokenError::Claim(c)) => c,
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn duplicate_members_are_refused_at_any_depth() {
+        // (payload, the duplicated name)
+        let cases = [
+            (r#"{"sub":"usr_1","sub":"usr_2"}"#, "sub"),
+            (r#"{"sub":"usr_1","\u0073ub":"usr_2"}"#, "sub"),
+            (r#"{"tier":"gold","tier":"free"}"#, "tier"),
+            (r#"{"x":{"y":1,"y":2}}"#, "y"),
+            (r#"{"aud":["a",{"k":1,"k":2}]}"#, "k"),
+            (
+                r#"{"organizations":[],"organizations":[]}"#,
+                "organizations",
+            ),
+            (r#"{"organizations":[{"id":"org_1","id":"org_2"}]}"#, "id"),
+            (
+                r#"{"organizations":[{"id":"org_1","scopes":[],"scopes":[]}]}"#,
+                "scopes",
+            ),
+            (r#"{"organizations":[{"id":"org_1","x":1,"x":2}]}"#, "x"),
+            (
+                r#"{"organizations":[{"id":"org_1","title":{"a":1,"a":1}}]}"#,
+                "a",
+            ),
+            (r#"{"organizations":[7,{"z":[{"q":1,"q":1}]}]}"#, "q"),
+            (r#"{"email":{"e":1,"e":1}}"#, "e"),
+        ];
+        for (doc, name) in cases {
+            assert_eq!(
+                IdClaims::from_payload(doc.as_bytes()),
+                Err(TokenError::Json(json::JsonError::DuplicateMember(
+                    name.into()
+                ))),
+                "{doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn custom_claims_are_every_unmodeled_member_as_sent() {
+        let mut v = base();
+        v["tier"] = json!({"name": "gold", "seats": [1, 2.5, null]});
+        v["sid"] = json!("s-1");
+        v["organizations"] = json!([{"id": "org_1", "scopes": ["owner"]}]);
+        let c = claims(v).unwrap();
+        let names: Vec<&str> = c.custom.keys().map(String::as_str).collect();
+        assert_eq!(names, ["sid", "tier"]);
+        assert_eq!(
+            c.custom["tier"],
+            json!({"name": "gold", "seats": [1, 2.5, null]})
+        );
+        assert!(c.organizations.is_owner_of("org_1"));
+    }
+
+    /// The previous reader, kept as the oracle of the typed one: the payload as a strict
+    /// `Value` tree, then each claim taken out of it.
+    mod reference {
+        use super::super::*;
+        use crate::json::Members;
+        use crate::org::Organization;
+
+        fn org(item: &Value) -> Option<Organization> {
+            let obj = item.as_object()?;
+            let id = obj.get("id")?.as_str()?.to_owned();
+            Some(Organization {
+                id,
+                title: obj.get("title").and_then(Value::as_str).map(str::to_owned),
+                scopes: match obj.get("scopes") {
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                joined_at: obj.opt_u64("joined_at").ok().flatten().unwrap_or(0),
+            })
+        }
+
+        pub(super) fn from_payload(payload: &[u8]) -> Result<IdClaims, TokenError> {
+            let mut map = json::parse_object(payload)?;
+            let organizations: Vec<Organization> = match map.remove("organizations") {
+                Some(Value::Array(items)) => items.iter().filter_map(org).collect(),
+                _ => Vec::new(),
+            };
+            let m = &map;
+            let opt =
+                |name: &'static str| claim(m.opt_str(name), name).map(|o| o.map(str::to_owned));
+            let req = |name: &'static str| match opt(name)? {
+                Some(s) if !s.is_empty() => Ok(s),
+                _ => Err(ClaimError::Missing(name)),
+            };
+            let date = |name| numeric_date(m, name)?.ok_or(ClaimError::Missing(name));
+            let auth_time = numeric_date(m, "auth_time");
+            let claims = IdClaims {
+                iss: req("iss")?,
+                sub: req("sub")?,
+                aud: audiences(m)?,
+                azp: opt("azp")?,
+                exp: date("exp")?,
+                iat: date("iat")?,
+                nbf: numeric_date(m, "nbf")?,
+                nonce: opt("nonce")?,
+                auth_time: auth_time.clone().ok().flatten(),
+                auth_time_invalid: auth_time.is_err(),
+                at_hash: opt("at_hash")?,
+                email: m.opt_str("email").ok().flatten().map(str::to_owned),
+                email_verified: m.opt_bool("email_verified").ok().flatten(),
+                org_id: m.opt_str("org_id").ok().flatten().map(str::to_owned),
+                organizations: Memberships::new(organizations),
+                custom: Map::new(),
+            };
+            for name in [
+                "iss",
+                "sub",
+                "aud",
+                "azp",
+                "exp",
+                "iat",
+                "nbf",
+                "nonce",
+                "auth_time",
+                "at_hash",
+                "email",
+                "email_verified",
+                "org_id",
+            ] {
+                map.remove(name);
+            }
+            Ok(IdClaims {
+                custom: map,
+                ..claims
+            })
+        }
+    }
+
+    fn scalar() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            prop_oneof![
+                Just(0.0),
+                Just(1.5),
+                Just(-1.0),
+                Just(1e30),
+                Just(1767312000.0)
+            ]
+            .prop_map(Value::from),
+            prop_oneof![
+                Just(""),
+                Just("usr_1"),
+                Just(ISS),
+                Just("client_1"),
+                Just("owner")
+            ]
+            .prop_map(Value::from),
+        ]
+    }
+
+    fn value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        scalar().prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("id"),
+                        Just("title"),
+                        Just("scopes"),
+                        Just("joined_at"),
+                        Just("k")
+                    ]
+                    .prop_map(str::to_owned),
+                    inner,
+                    0..5,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An `organizations` claim: mostly well-formed entries, each member of any type.
+    fn organizations() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let text = || {
+            prop_oneof![
+                Just("org_1"),
+                Just("org_2"),
+                Just("Founder"),
+                Just("a:read")
+            ]
+        };
+        let member = move || prop_oneof![3 => text().prop_map(Value::from), 1 => value()];
+        let entry = (
+            member(),
+            member(),
+            proptest::collection::vec(member(), 0..4),
+            prop_oneof![scalar(), Just(Value::from(1767312000u64))],
+            proptest::collection::vec(any::<bool>(), 3),
+        )
+            .prop_map(|(id, title, scopes, joined_at, keep)| {
+                let mut o = Map::new();
+                for (k, v, keep) in [
+                    ("id", id, true),
+                    ("title", title, keep[0]),
+                    ("scopes", Value::from(scopes), keep[1]),
+                    ("joined_at", joined_at, keep[2]),
+                ] {
+                    if keep {
+                        o.insert(k.to_owned(), v);
+                    }
+                }
+                Value::Object(o)
+            });
+        prop_oneof![
+            4 => proptest::collection::vec(prop_oneof![4 => entry, 1 => value()], 0..5)
+                .prop_map(Value::from),
+            1 => value(),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The one-pass typed reader gives exactly what the `Value`-tree reader gave: the same
+        /// claims, the same custom claims, the same memberships, or the same error.
+        #[test]
+        fn typed_reader_equals_the_value_tree_reader(
+            members in proptest::collection::btree_map(
+                proptest::sample::select(vec![
+                    "iss", "sub", "aud", "azp", "exp", "iat", "nbf", "nonce", "auth_time",
+                    "at_hash", "email", "email_verified", "org_id", "organizations", "tier", "sid",
+                ]),
+                value(),
+                0..16,
+            ),
+            orgs in organizations(),
+            valid_base in proptest::bool::ANY,
+        ) {
+            let mut doc = if valid_base { base() } else { json!({}) };
+            doc["organizations"] = orgs;
+            for (k, v) in members {
+                doc[k] = v;
+            }
+            let bytes = serde_json::to_vec(&doc).unwrap();
+            proptest::prop_assert_eq!(
+                IdClaims::from_payload(&bytes),
+                reference::from_payload(&bytes)
+            );
         }
     }
 

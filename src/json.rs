@@ -7,9 +7,18 @@
 //!   [`MAX_DOCUMENT`];
 //! - errors carry the position and a member *name*, never a value: a response body can hold
 //!   tokens, and error messages end up in logs.
+//!
+//! Two ways in, same rules. Documents read once and whole (discovery, JWKS, UserInfo) become a
+//! strict `Value` tree ([`parse_object`]). The hot paths (the token response, the JOSE header,
+//! the ID-token payload, a stored token set) are read in one pass straight into their types
+//! ([`parse_typed`] with an [`Object`]): each modeled member is read where it stands (a second
+//! occurrence is a duplicate, see [`once`]), members nobody keeps are walked without being built
+//! ([`Skip`]), and strings without escapes are borrowed from the input.
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 /// The largest JSON document the core accepts (1 MiB), whatever the transport allows.
@@ -88,12 +97,295 @@ pub fn from_slice_strict<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(|_| JsonError::Invalid(what))
 }
 
+/// Parses `bytes`, a JSON object, straight into `T` under the strict rules of this module: one
+/// pass, no `Value` tree, strings borrowed from `bytes` where `T` wants them. `T` reads the
+/// members it models ([`Object`]); a duplicate member name anywhere is an error.
+pub(crate) fn parse_typed<'de, T: Object<'de> + Default>(bytes: &'de [u8]) -> Result<T, JsonError> {
+    if bytes.len() > MAX_DOCUMENT {
+        return Err(JsonError::TooLarge);
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        // Not an object: say whether it is JSON at all, exactly as `parse_object` does.
+        return Err(parse_value(bytes).err().unwrap_or(JsonError::NotAnObject));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = de
+        .deserialize_map(ObjectOf(T::default()))
+        .map_err(|e| classify(&e))?;
+    de.end().map_err(|e| classify(&e))?;
+    Ok(value)
+}
+
+/// One member's value as the typed parsers see it: scalars as sent, strings borrowed when they
+/// have no escapes, arrays and objects walked (duplicates refused) but not built.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Scalar<'de> {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A non-negative integer.
+    U64(u64),
+    /// A negative integer.
+    I64(i64),
+    /// Any other number.
+    F64(f64),
+    /// A string.
+    Str(Cow<'de, str>),
+    /// An array or an object.
+    Compound,
+}
+
+impl<'a> Scalar<'a> {
+    /// The scalar view of a member of a parsed `Value` tree.
+    pub(crate) fn of(value: &'a Value) -> Scalar<'a> {
+        match value {
+            Value::Null => Scalar::Null,
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Number(n) => Scalar::number(n),
+            Value::String(s) => Scalar::Str(Cow::Borrowed(s)),
+            Value::Array(_) | Value::Object(_) => Scalar::Compound,
+        }
+    }
+
+    fn number(n: &serde_json::Number) -> Scalar<'a> {
+        match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Scalar::U64(u),
+            (None, Some(i)) => Scalar::I64(i),
+            (None, None) => Scalar::F64(n.as_f64().unwrap_or(f64::NAN)),
+        }
+    }
+
+    /// A number as whole non-negative seconds: see [`number_to_u64`].
+    fn whole_u64(&self) -> Option<u64> {
+        match *self {
+            Scalar::U64(u) => Some(u),
+            Scalar::F64(f) => f64_to_u64(f).filter(|_| f.fract() == 0.0),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a [`Scalar`] (the seed of every member a typed parser models as a scalar).
+pub(crate) struct ScalarSeed;
+
+impl<'de> de::DeserializeSeed<'de> for ScalarSeed {
+    type Value = Scalar<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Scalar<'de>, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ScalarSeed {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
+        // serde_json gives non-negative integers as u64; keep the rule if another format doesn't.
+        Ok(u64::try_from(v).map_or(Scalar::I64(v), Scalar::U64))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::U64(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::F64(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'de>, A::Error> {
+        CheckVisitor.visit_seq(seq).map(|()| Scalar::Compound)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar<'de>, A::Error> {
+        CheckVisitor.visit_map(map).map(|()| Scalar::Compound)
+    }
+}
+
+/// A value read leniently: only some JSON types mean something to it, and every other value
+/// (arrays and objects walked, duplicate member names still refused) gives
+/// [`otherwise`](Self::otherwise). Read through [`Leniently`].
+pub(crate) trait Lenient<'de>: Sized {
+    /// What is read.
+    type Value;
+    /// The value for a JSON type that means nothing here.
+    fn otherwise(self) -> Self::Value;
+    /// A string.
+    fn string(self, _: &str) -> Self::Value {
+        self.otherwise()
+    }
+    /// An array.
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        CheckVisitor.visit_seq(seq).map(|()| self.otherwise())
+    }
+    /// An object.
+    fn map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        CheckVisitor.visit_map(map).map(|()| self.otherwise())
+    }
+}
+
+/// The seed (and visitor) of a [`Lenient`] reader.
+pub(crate) struct Leniently<T>(pub(crate) T);
+
+impl<'de, T: Lenient<'de>> de::DeserializeSeed<'de> for Leniently<T> {
+    type Value = T::Value;
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<T::Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Lenient<'de>> Visitor<'de> for Leniently<T> {
+    type Value = T::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<T::Value, E> {
+        Ok(self.0.otherwise())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<T::Value, E> {
+        Ok(self.0.otherwise())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<T::Value, E> {
+        Ok(self.0.otherwise())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<T::Value, E> {
+        Ok(self.0.otherwise())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<T::Value, E> {
+        Ok(self.0.string(v))
+    }
+    fn visit_unit<E>(self) -> Result<T::Value, E> {
+        Ok(self.0.otherwise())
+    }
+    fn visit_none<E>(self) -> Result<T::Value, E> {
+        Ok(self.0.otherwise())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T::Value, A::Error> {
+        self.0.seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T::Value, A::Error> {
+        self.0.map(map)
+    }
+}
+
+/// A JSON object read member by member into `Self` (through [`ObjectOf`]), with no `Value`
+/// tree: the type reads the members it models, and the others are skipped, or kept by
+/// [`other`](Self::other). Either way a member name seen twice is an error.
+pub(crate) trait Object<'de>: Sized {
+    /// Reads the value of member `key` if it is one of this type's (a second occurrence is a
+    /// duplicate: see [`once`]); `Ok(false)` leaves the value unread.
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error>;
+
+    /// Reads the value of a member [`member`](Self::member) left unread; by default skips it,
+    /// recording its name in `seen` to refuse a duplicate.
+    fn other<A: MapAccess<'de>>(
+        &mut self,
+        key: Cow<'de, str>,
+        map: &mut A,
+        seen: &mut Names<'de>,
+    ) -> Result<(), A::Error> {
+        map.next_value_seed(Skip)?;
+        seen.insert(key)
+    }
+}
+
+/// The visitor of an [`Object`]: a JSON object, read into `T`; any other JSON type is an error.
+pub(crate) struct ObjectOf<T>(pub(crate) T);
+
+impl<'de, T: Object<'de>> Visitor<'de> for ObjectOf<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let mut value = self.0;
+        let mut seen = Names::default();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if !value.member(&key, &mut map)? {
+                value.other(key, &mut map, &mut seen)?;
+            }
+        }
+        Ok(value)
+    }
+}
+
+/// Reads the value of member `name` into `slot` with `seed`, refusing a second occurrence.
+pub(crate) fn once<'de, A, S>(
+    map: &mut A,
+    slot: &mut Option<S::Value>,
+    seed: S,
+    name: &str,
+) -> Result<(), A::Error>
+where
+    A: MapAccess<'de>,
+    S: de::DeserializeSeed<'de>,
+{
+    if slot.is_some() {
+        return Err(duplicate(name));
+    }
+    *slot = Some(map.next_value_seed(seed)?);
+    Ok(())
+}
+
+/// The typed accessors of [`Members`], for a member read by a typed parser (`None`: absent).
+pub(crate) trait Member {
+    /// A string; `Ok(None)` when absent or `null`.
+    fn string(self, name: &'static str) -> Result<Option<String>, JsonError>;
+    /// Whole non-negative seconds ([`number_to_u64`]); `Ok(None)` when absent or `null`.
+    fn seconds(self, name: &'static str) -> Result<Option<u64>, JsonError>;
+    /// A boolean; `Ok(None)` when absent or `null`.
+    fn boolean(self, name: &'static str) -> Result<Option<bool>, JsonError>;
+}
+
+impl Member for Option<Scalar<'_>> {
+    fn string(self, name: &'static str) -> Result<Option<String>, JsonError> {
+        match self {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(Scalar::Str(s)) => Ok(Some(s.into_owned())),
+            Some(_) => Err(JsonError::Invalid(name)),
+        }
+    }
+    fn seconds(self, name: &'static str) -> Result<Option<u64>, JsonError> {
+        match self {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(s) => s.whole_u64().map(Some).ok_or(JsonError::Invalid(name)),
+        }
+    }
+    fn boolean(self, name: &'static str) -> Result<Option<bool>, JsonError> {
+        match self {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(Scalar::Bool(b)) => Ok(Some(b)),
+            Some(_) => Err(JsonError::Invalid(name)),
+        }
+    }
+}
+
 /// Walks a document checking member names for duplicates; builds nothing.
 struct CheckVisitor;
 
-struct CheckSeed;
+/// Walks one value checking member names for duplicates at any depth; builds nothing. The seed
+/// for members a typed parser does not keep.
+pub(crate) struct Skip;
 
-impl<'de> de::DeserializeSeed<'de> for CheckSeed {
+impl<'de> de::DeserializeSeed<'de> for Skip {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
         de.deserialize_any(CheckVisitor)
@@ -101,7 +393,7 @@ impl<'de> de::DeserializeSeed<'de> for CheckSeed {
 }
 
 /// A member name, borrowed from the input when it has no escapes.
-struct Key<'de>(std::borrow::Cow<'de, str>);
+pub(crate) struct Key<'de>(pub(crate) Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
@@ -112,10 +404,10 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
                 f.write_str("a member name")
             }
             fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Borrowed(v)))
+                Ok(Key(Cow::Borrowed(v)))
             }
             fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+                Ok(Key(Cow::Owned(v.to_owned())))
             }
         }
         de.deserialize_str(KeyVisitor)
@@ -154,35 +446,55 @@ impl<'de> Visitor<'de> for CheckVisitor {
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(CheckSeed)?.is_some() {}
+        while seq.next_element_seed(Skip)?.is_some() {}
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut few: Vec<std::borrow::Cow<'de, str>> = Vec::new();
-        let mut many: std::collections::HashSet<std::borrow::Cow<'de, str>> =
-            std::collections::HashSet::new();
+        let mut names = Names::default();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            map.next_value_seed(CheckSeed)?;
-            let seen = if many.is_empty() {
-                few.contains(&key)
-            } else {
-                many.contains(&key)
-            };
-            if seen {
-                return Err(de::Error::custom(format_args!(
-                    "{DUPLICATE_PREFIX}{}",
-                    crate::provider_text::provider_text(&key)
-                )));
-            }
-            if many.is_empty() && few.len() < LINEAR_KEYS {
-                few.push(key);
-            } else {
-                many.extend(few.drain(..));
-                many.insert(key);
-            }
+            map.next_value_seed(Skip)?;
+            names.insert(key)?;
         }
         Ok(())
     }
+}
+
+/// The member names of one object seen so far, to refuse a duplicate: a linear scan while
+/// there are few, a hash set past [`LINEAR_KEYS`], so that a hostile object with many members
+/// costs linear time, not quadratic. Allocates nothing until the first name.
+#[derive(Default)]
+pub(crate) struct Names<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: HashSet<Cow<'de, str>>,
+}
+
+impl<'de> Names<'de> {
+    /// Records `key`; a duplicate error if it was already recorded.
+    pub(crate) fn insert<E: de::Error>(&mut self, key: Cow<'de, str>) -> Result<(), E> {
+        let seen = if self.many.is_empty() {
+            self.few.contains(&key)
+        } else {
+            self.many.contains(&key)
+        };
+        if seen {
+            return Err(duplicate(&key));
+        }
+        if self.many.is_empty() && self.few.len() < LINEAR_KEYS {
+            self.few.push(key);
+        } else {
+            self.many.extend(self.few.drain(..));
+            self.many.insert(key);
+        }
+        Ok(())
+    }
+}
+
+/// The error for a member name seen twice in one object (see [`classify`]).
+pub(crate) fn duplicate<E: de::Error>(name: &str) -> E {
+    de::Error::custom(format_args!(
+        "{DUPLICATE_PREFIX}{}",
+        crate::provider_text::provider_text(name)
+    ))
 }
 
 fn classify(e: &serde_json::Error) -> JsonError {
@@ -212,7 +524,8 @@ impl StrictValue {
     }
 }
 
-struct Seed;
+/// Builds one value as a `Value` tree, refusing duplicate member names at any depth.
+pub(crate) struct Seed;
 
 impl<'de> de::DeserializeSeed<'de> for Seed {
     type Value = Value;
@@ -265,10 +578,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value_seed(Seed)?;
             if out.contains_key(&key) {
-                return Err(de::Error::custom(format_args!(
-                    "{DUPLICATE_PREFIX}{}",
-                    crate::provider_text::provider_text(&key)
-                )));
+                return Err(duplicate(&key));
             }
             out.insert(key, value);
         }
@@ -317,14 +627,15 @@ impl Members for Map<String, Value> {
 /// A JSON number as whole non-negative seconds: integers, and floats without a fraction part
 /// (some providers emit `1767312000.0`). Negative, fractional or out-of-range values are `None`.
 pub(crate) fn number_to_u64(n: &serde_json::Number) -> Option<u64> {
-    if let Some(u) = n.as_u64() {
-        return Some(u);
-    }
-    let f = n.as_f64()?;
+    Scalar::number(n).whole_u64()
+}
+
+/// `f` truncated to an integer, when it is finite, non-negative and below 2^64.
+pub(crate) fn f64_to_u64(f: f64) -> Option<u64> {
     // 2^64 as f64; anything at or above it does not fit.
-    if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0 {
+    if f.is_finite() && (0.0..18_446_744_073_709_551_616.0).contains(&f) {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        Some(f as u64)
+        Some(f.trunc() as u64)
     } else {
         None
     }

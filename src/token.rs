@@ -1,11 +1,11 @@
 //! Token sets and token-endpoint responses (RFC 6749 §5.1, §5.2).
 
-use crate::error::{Endpoint, Error, ResponseError};
-use crate::http::{error_response, oauth_error_in, retry_after};
-use crate::json::{self, JsonError, Members, number_to_u64};
+use crate::error::{Endpoint, Error, OAuthError, ResponseError};
+use crate::http::{error_response, retry_after};
+use crate::json::{self, JsonError, Member as _, ObjectOf, Scalar, ScalarSeed, f64_to_u64, once};
 use crate::time::UnixTime;
+use serde::de::MapAccess;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 use std::fmt;
 
 /// `expires_in` assumed when the provider omits it (as the official SDK does).
@@ -17,28 +17,25 @@ pub const DEFAULT_EXPIRES_IN: u64 = 3600;
 /// `expires_at`, `refresh_token`, `id_token`, `subject_hint`, `scope`, with `null` for absent
 /// members), so Python and Rust services can share one session store. `Debug` never shows a
 /// token.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Deserializing (with serde, or [`TokenSet::from_json`]) is strict: a member named twice, at any
+/// depth, is an error; unknown members are ignored.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct TokenSet {
     /// The access token.
     pub access_token: String,
-    /// Always `"Bearer"`.
-    #[serde(default = "bearer")]
+    /// Always `"Bearer"` (the default when a stored set omits it).
     pub token_type: String,
-    /// When the access token expires (Unix seconds).
-    #[serde(deserialize_with = "seconds")]
+    /// When the access token expires (Unix seconds; a stored float is truncated).
     pub expires_at: u64,
     /// The refresh token, if any. AuthPI rotates it on every refresh.
-    #[serde(default)]
     pub refresh_token: Option<String>,
     /// The ID token, if any.
-    #[serde(default)]
     pub id_token: Option<String>,
     /// The subject the session belongs to when there is no ID token (after a refresh that
     /// returned none); `create_agent` then requires UserInfo's `sub` to equal it.
-    #[serde(default)]
     pub subject_hint: Option<String>,
     /// The granted scope, space separated.
-    #[serde(default)]
     pub scope: Option<String>,
 }
 
@@ -46,18 +43,40 @@ fn bearer() -> String {
     "Bearer".to_owned()
 }
 
-/// Accepts an integer or a float (Python's `time.time()` arithmetic) and keeps whole seconds.
-fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let v = Value::deserialize(d)?;
-    match &v {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| {
-                let f = n.as_f64()?;
-                number_to_u64(&serde_json::Number::from_f64(f.trunc())?)
-            })
-            .ok_or_else(|| serde::de::Error::custom("expires_at must be non-negative seconds")),
-        _ => Err(serde::de::Error::custom("expires_at must be a number")),
+/// A stored token set as read, in one pass: each member as sent (a second occurrence is a
+/// duplicate); the rules run in [`TokenSet::from_stored`].
+#[derive(Default)]
+struct StoredTokens<'de> {
+    access_token: Option<Scalar<'de>>,
+    token_type: Option<Scalar<'de>>,
+    expires_at: Option<Scalar<'de>>,
+    refresh_token: Option<Scalar<'de>>,
+    id_token: Option<Scalar<'de>>,
+    subject_hint: Option<Scalar<'de>>,
+    scope: Option<Scalar<'de>>,
+}
+
+impl<'de> json::Object<'de> for StoredTokens<'de> {
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        let slot = match key {
+            "access_token" => &mut self.access_token,
+            "token_type" => &mut self.token_type,
+            "expires_at" => &mut self.expires_at,
+            "refresh_token" => &mut self.refresh_token,
+            "id_token" => &mut self.id_token,
+            "subject_hint" => &mut self.subject_hint,
+            "scope" => &mut self.scope,
+            _ => return Ok(false),
+        };
+        once(map, slot, ScalarSeed, key)?;
+        Ok(true)
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenSet {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let stored = de.deserialize_map(ObjectOf(StoredTokens::default()))?;
+        TokenSet::from_stored(stored).map_err(serde::de::Error::custom)
     }
 }
 
@@ -78,14 +97,37 @@ impl fmt::Debug for TokenSet {
 
 impl TokenSet {
     /// Parses a stored token set (the Python SDK's JSON) under the strict JSON rules.
+    ///
+    /// # Errors
+    /// Not strict JSON, not an object, or a member missing or of the wrong type: an empty or
+    /// absent `access_token`, `expires_at` absent or not a non-negative number, any other
+    /// member neither a string nor `null`.
     pub fn from_json(bytes: &[u8]) -> Result<TokenSet, JsonError> {
-        let value = json::parse_object(bytes)?;
-        let ts: TokenSet = serde_json::from_value(Value::Object(value))
-            .map_err(|_| JsonError::Invalid("token set"))?;
-        if ts.access_token.is_empty() {
-            return Err(JsonError::Invalid("access_token"));
-        }
-        Ok(ts)
+        TokenSet::from_stored(json::parse_typed(bytes)?)
+    }
+
+    fn from_stored(s: StoredTokens<'_>) -> Result<TokenSet, JsonError> {
+        let access_token = s
+            .access_token
+            .string("access_token")?
+            .filter(|t| !t.is_empty())
+            .ok_or(JsonError::Invalid("access_token"))?;
+        // An integer, or a float from Python's `time.time()` arithmetic: whole seconds kept.
+        let expires_at = match s.expires_at {
+            Some(Scalar::U64(u)) => u,
+            Some(Scalar::F64(f)) => f64_to_u64(f).ok_or(JsonError::Invalid("expires_at"))?,
+            None => return Err(JsonError::Missing("expires_at")),
+            Some(_) => return Err(JsonError::Invalid("expires_at")),
+        };
+        Ok(TokenSet {
+            access_token,
+            token_type: s.token_type.string("token_type")?.unwrap_or_else(bearer),
+            expires_at,
+            refresh_token: s.refresh_token.string("refresh_token")?,
+            id_token: s.id_token.string("id_token")?,
+            subject_hint: s.subject_hint.string("subject_hint")?,
+            scope: s.scope.string("scope")?,
+        })
     }
 
     /// The JSON form (the Python SDK's).
@@ -140,6 +182,40 @@ fn bad(reason: ResponseError) -> Error {
     }
 }
 
+/// A token-endpoint response body as read, in one pass: each member as sent (a second
+/// occurrence is a duplicate); the rules run in [`parse_token_response`].
+#[derive(Default)]
+struct TokenBody<'de> {
+    access_token: Option<Scalar<'de>>,
+    token_type: Option<Scalar<'de>>,
+    expires_in: Option<Scalar<'de>>,
+    refresh_token: Option<Scalar<'de>>,
+    id_token: Option<Scalar<'de>>,
+    scope: Option<Scalar<'de>>,
+    error: Option<Scalar<'de>>,
+    error_description: Option<Scalar<'de>>,
+    error_uri: Option<Scalar<'de>>,
+}
+
+impl<'de> json::Object<'de> for TokenBody<'de> {
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        let slot = match key {
+            "access_token" => &mut self.access_token,
+            "token_type" => &mut self.token_type,
+            "expires_in" => &mut self.expires_in,
+            "refresh_token" => &mut self.refresh_token,
+            "id_token" => &mut self.id_token,
+            "scope" => &mut self.scope,
+            "error" => &mut self.error,
+            "error_description" => &mut self.error_description,
+            "error_uri" => &mut self.error_uri,
+            _ => return Ok(false),
+        };
+        once(map, slot, ScalarSeed, key)?;
+        Ok(true)
+    }
+}
+
 /// Validates a token-endpoint response (RFC 6749 §5.1/§5.2 and the crate's stricter rules).
 pub(crate) fn parse_token_response(
     response: &http::Response<Vec<u8>>,
@@ -147,46 +223,53 @@ pub(crate) fn parse_token_response(
     if response.status() != http::StatusCode::OK {
         return Err(error_response(Endpoint::Token, response));
     }
-    let map = json::parse_object(response.body()).map_err(|e| bad(e.into()))?;
-    if let Some(e) = oauth_error_in(&map) {
+    let body: TokenBody<'_> = json::parse_typed(response.body()).map_err(|e| bad(e.into()))?;
+    if let Ok(Some(code)) = body.error.string("error") {
         // A 200 carrying `error` is an error (seen in the wild, oauth2-rs #303).
+        let description = body
+            .error_description
+            .string("error_description")
+            .ok()
+            .flatten();
+        let uri = body.error_uri.string("error_uri").ok().flatten();
+        let e = OAuthError::new(&code, description.as_deref()).with_uri(uri.as_deref());
         return Err(Error::OAuth(e.with_status(200, retry_after(response))));
     }
-    let non_empty = |name: &'static str| -> Result<Option<String>, Error> {
-        match map.opt_str(name).map_err(|e| bad(e.into()))? {
-            Some("") => Err(bad(ResponseError::Empty(name))),
-            other => Ok(other.map(str::to_owned)),
-        }
-    };
-    let access_token =
-        non_empty("access_token")?.ok_or(bad(JsonError::Missing("access_token").into()))?;
-    let token_type = map
-        .opt_str("token_type")
-        .map_err(|e| bad(e.into()))?
-        .ok_or(bad(JsonError::Missing("token_type").into()))?;
-    if !token_type.eq_ignore_ascii_case("bearer") {
-        return Err(bad(ResponseError::TokenType));
+    let non_empty =
+        |value: Option<Scalar<'_>>, name: &'static str| -> Result<Option<String>, Error> {
+            match value.string(name).map_err(|e| bad(e.into()))? {
+                Some(s) if s.is_empty() => Err(bad(ResponseError::Empty(name))),
+                other => Ok(other),
+            }
+        };
+    let access_token = non_empty(body.access_token, "access_token")?
+        .ok_or(bad(JsonError::Missing("access_token").into()))?;
+    match body.token_type {
+        Some(Scalar::Str(t)) if t.eq_ignore_ascii_case("bearer") => {}
+        Some(Scalar::Str(_)) => return Err(bad(ResponseError::TokenType)),
+        None | Some(Scalar::Null) => return Err(bad(JsonError::Missing("token_type").into())),
+        Some(_) => return Err(bad(JsonError::Invalid("token_type").into())),
     }
-    let expires_in = match map.get("expires_in") {
-        None | Some(Value::Null) => DEFAULT_EXPIRES_IN,
-        Some(Value::Number(n)) => number_to_u64(n).ok_or(bad(ResponseError::ExpiresIn))?,
+    let expires_in = match body.expires_in {
+        None | Some(Scalar::Null) => DEFAULT_EXPIRES_IN,
         // Some providers send a numeric string (oauth2-rs #85, Azure).
-        Some(Value::String(s))
+        Some(Scalar::Str(s))
             if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
         {
             s.parse().map_err(|_| bad(ResponseError::ExpiresIn))?
         }
-        Some(_) => return Err(bad(ResponseError::ExpiresIn)),
+        number => number
+            .seconds("expires_in")
+            .ok()
+            .flatten()
+            .ok_or(bad(ResponseError::ExpiresIn))?,
     };
     Ok(TokenResponse {
         access_token,
         expires_in,
-        refresh_token: non_empty("refresh_token")?,
-        id_token: non_empty("id_token")?,
-        scope: map
-            .opt_str("scope")
-            .map_err(|e| bad(e.into()))?
-            .map(str::to_owned),
+        refresh_token: non_empty(body.refresh_token, "refresh_token")?,
+        id_token: non_empty(body.id_token, "id_token")?,
+        scope: body.scope.string("scope").map_err(|e| bad(e.into()))?,
     })
 }
 
@@ -407,6 +490,52 @@ mod tests {
             TokenSet::from_json(br#"{"access_token":"a","access_token":"b","expires_at":1}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn stored_token_sets_are_read_strictly_through_serde_too() {
+        let ok = r#"{"access_token":"at","expires_at":100,"extra":{"kept":false}}"#;
+        let ts: TokenSet = serde_json::from_str(ok).unwrap();
+        assert_eq!((ts.access_token.as_str(), ts.expires_at), ("at", 100));
+        assert_eq!(TokenSet::from_json(ok.as_bytes()).unwrap(), ts);
+        let refused = [
+            (
+                r#"{"access_token":"at","expires_at":1,"access_token":"evil"}"#,
+                "access_token",
+            ),
+            (r#"{"access_token":"at","expires_at":1,"x":1,"x":2}"#, "x"),
+            (
+                r#"{"access_token":"at","expires_at":1,"x":{"y":[{"z":1,"z":2}]}}"#,
+                "z",
+            ),
+        ];
+        for (doc, name) in refused {
+            assert_eq!(
+                TokenSet::from_json(doc.as_bytes()),
+                Err(JsonError::DuplicateMember(name.into())),
+                "{doc}"
+            );
+            assert!(serde_json::from_str::<TokenSet>(doc).is_err(), "{doc}");
+        }
+        let wrong = [
+            (r#"{"expires_at":1}"#, JsonError::Invalid("access_token")),
+            (r#"{"access_token":"at"}"#, JsonError::Missing("expires_at")),
+            (
+                r#"{"access_token":"at","expires_at":"1"}"#,
+                JsonError::Invalid("expires_at"),
+            ),
+            (
+                r#"{"access_token":"at","expires_at":1,"scope":7}"#,
+                JsonError::Invalid("scope"),
+            ),
+            (
+                r#"{"access_token":"at","expires_at":1,"id_token":[]}"#,
+                JsonError::Invalid("id_token"),
+            ),
+        ];
+        for (doc, want) in wrong {
+            assert_eq!(TokenSet::from_json(doc.as_bytes()), Err(want), "{doc}");
+        }
     }
 
     #[test]

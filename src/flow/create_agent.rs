@@ -11,6 +11,7 @@ use crate::client::Client;
 use crate::error::{Endpoint, Error};
 use crate::http::{Outgoing, RequestKind, form_post, get};
 use crate::id_token::{self, IdClaims};
+use crate::org::Memberships;
 use crate::provider::KeySet;
 use crate::time::UnixTime;
 use crate::token::{TokenResponse, TokenSet, parse_token_response};
@@ -350,7 +351,7 @@ impl CreateAgent {
                     None,
                     None,
                     None,
-                    Vec::new(),
+                    Memberships::default(),
                     self.take_tokens(),
                 )))
             }
@@ -488,7 +489,7 @@ impl Operation for CreateAgent {
                         info.email,
                         info.email_verified,
                         info.org_id,
-                        info.organizations,
+                        Memberships::new(info.organizations),
                         self.take_tokens(),
                     )
                     .with_custom(info.custom);

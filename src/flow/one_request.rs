@@ -9,6 +9,7 @@ use crate::client::Client;
 use crate::error::{ConfigError, Endpoint, Error, ResponseError};
 use crate::http::{Outgoing, RequestKind, error_response, form_post};
 use crate::json::{self, Members};
+use crate::org::Memberships;
 use crate::time::UnixTime;
 use crate::token::parse_token_response;
 use serde_json::{Map, Value};
@@ -168,7 +169,7 @@ pub fn process_client_credentials_response(
         None,
         None,
         None,
-        Vec::new(),
+        Memberships::default(),
         tokens,
     ))
 }

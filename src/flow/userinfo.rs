@@ -8,7 +8,7 @@ use crate::error::{ConfigError, Endpoint, Error, ResponseError};
 use crate::http::error_response;
 use crate::http::{Outgoing, RequestKind, get};
 use crate::json::{self, Members};
-use crate::org::{Organization, into_organizations};
+use crate::org::{Organization, parse_organizations};
 use crate::time::UnixTime;
 use serde_json::{Map, Value};
 
@@ -106,7 +106,7 @@ pub fn process_userinfo_response(
     let mut map = json::parse_object(response.body()).map_err(|e| bad(e.into()))?;
     let organizations = map
         .remove("organizations")
-        .map(into_organizations)
+        .map(|claim| parse_organizations(&claim))
         .unwrap_or_default();
     let sub = match map.opt_str("sub").map_err(|e| bad(e.into()))? {
         Some(s) if !s.is_empty() => s.to_owned(),
