@@ -5,6 +5,7 @@ mod common;
 use authpi_idp_axum::{SessionStore, SessionsConfig};
 use authpi_idp_redis::RedisStore;
 use authpi_idp_redis::testing::{shared_url, unique_prefix};
+use authpi_idp_session::testing::{FaultStore, StoreOp};
 use authpi_idp_testkit::{Client, LogoutTokenSpec, Served};
 use common::{Browser, Instance, instance, issuer};
 use std::sync::Arc;
@@ -149,75 +150,11 @@ async fn invalid_and_replayed_logout_tokens_are_refused_with_400() {
     assert_eq!(status_everywhere(&mut c, &instances).await, [401; 4]);
 }
 
-/// A store whose next `delete` fails (the store dying in the middle of a logout).
-struct FailNextDelete {
-    inner: Arc<dyn SessionStore>,
-    fail: std::sync::atomic::AtomicBool,
-}
-
-type Fut<'a, T> = authpi_idp_session::BoxFuture<'a, Result<T, authpi_idp_axum::StoreError>>;
-
-impl SessionStore for FailNextDelete {
-    fn load<'a>(&'a self, id: &'a str) -> Fut<'a, Option<authpi_idp_axum::SessionRecord>> {
-        self.inner.load(id)
-    }
-    fn save<'a>(&'a self, r: &'a authpi_idp_axum::SessionRecord, e: Option<u64>) -> Fut<'a, bool> {
-        self.inner.save(r, e)
-    }
-    fn delete<'a>(&'a self, id: &'a str) -> Fut<'a, ()> {
-        if self.fail.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            return Box::pin(async {
-                Err(authpi_idp_axum::StoreError::Unavailable("down".to_owned()))
-            });
-        }
-        self.inner.delete(id)
-    }
-    fn find_by_sid<'a>(&'a self, s: &'a str) -> Fut<'a, Vec<String>> {
-        self.inner.find_by_sid(s)
-    }
-    fn find_by_sub<'a>(&'a self, s: &'a str) -> Fut<'a, Vec<String>> {
-        self.inner.find_by_sub(s)
-    }
-    fn remember_jti<'a>(&'a self, j: &'a str, t: std::time::Duration) -> Fut<'a, bool> {
-        self.inner.remember_jti(j, t)
-    }
-    fn has_jti<'a>(&'a self, j: &'a str) -> Fut<'a, bool> {
-        self.inner.has_jti(j)
-    }
-    fn try_lease<'a>(&'a self, k: &'a str, f: &'a str, t: std::time::Duration) -> Fut<'a, bool> {
-        self.inner.try_lease(k, f, t)
-    }
-    fn renew_lease<'a>(
-        &'a self,
-        l: &'a authpi_idp_session::Lease,
-        t: std::time::Duration,
-    ) -> Fut<'a, bool> {
-        self.inner.renew_lease(l, t)
-    }
-    fn release_lease<'a>(&'a self, l: &'a authpi_idp_session::Lease) -> Fut<'a, bool> {
-        self.inner.release_lease(l)
-    }
-    fn put_transaction<'a>(
-        &'a self,
-        i: &'a str,
-        d: &'a str,
-        t: std::time::Duration,
-    ) -> Fut<'a, ()> {
-        self.inner.put_transaction(i, d, t)
-    }
-    fn take_transaction<'a>(&'a self, i: &'a str) -> Fut<'a, Option<String>> {
-        self.inner.take_transaction(i)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_interrupted_by_a_store_failure_is_processed_when_the_provider_retries() {
     let served = issuer();
     let memory: Arc<dyn SessionStore> = Arc::new(authpi_idp_axum::MemoryStore::new());
-    let failing = Arc::new(FailNextDelete {
-        inner: Arc::clone(&memory),
-        fail: std::sync::atomic::AtomicBool::new(false),
-    });
+    let failing = Arc::new(FaultStore::new(Arc::clone(&memory)));
     let store: Arc<dyn SessionStore> = failing.clone();
     let app = instance(&served, store, SessionsConfig::default()).await;
     let mut a = Browser::new();
@@ -228,9 +165,8 @@ async fn a_logout_interrupted_by_a_store_failure_is_processed_when_the_provider_
     let spec = LogoutTokenSpec::new("client_web").session_id(&sid);
     let token = served.with(|i| i.mint_logout_token(&spec, now)).unwrap();
 
-    failing
-        .fail
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // The next delete fails: the store dies in the middle of the logout.
+    failing.fail_next(StoreOp::Delete, 1);
     let (status, body) = post_token(&app, &token).await;
     assert_eq!(status, 503, "{body}");
     assert!(memory.load(&id).await.unwrap().is_some(), "not ended yet");

@@ -2,15 +2,13 @@
 
 mod common;
 
-use authpi_idp_axum::{SessionStore, SessionsConfig, StoreError};
+use authpi_idp_axum::{SessionStore, SessionsConfig};
 use authpi_idp_redis::RedisStore;
 use authpi_idp_redis::testing::{PrivateRedis, shared_url, unique_prefix};
-use authpi_idp_session::{BoxFuture, Lease};
+use authpi_idp_session::testing::{Answer, FaultStore, StoreOp};
 use common::{Browser, expire, instance, issuer};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::Notify;
 
 fn redis(test: &str) -> Arc<dyn SessionStore> {
     Arc::new(RedisStore::new(&shared_url(), &unique_prefix(test)).unwrap())
@@ -98,88 +96,6 @@ async fn a_lease_holder_that_died_before_sending_is_replaced_after_the_lease_exp
     assert_ne!(stored.tokens.refresh_token, record.tokens.refresh_token);
 }
 
-/// A store whose first `stale_loads` loads of a session return an old view of it: the view of
-/// an instance that read the session just before another one rotated it.
-struct StaleView {
-    inner: Arc<dyn SessionStore>,
-    stale: authpi_idp_session::SessionRecord,
-    stale_loads: std::sync::atomic::AtomicUsize,
-}
-
-impl SessionStore for StaleView {
-    fn load<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<authpi_idp_session::SessionRecord>, StoreError>> {
-        use std::sync::atomic::Ordering;
-        let left = self.stale_loads.load(Ordering::SeqCst);
-        if left > 0 && id == self.stale.id {
-            self.stale_loads.store(left - 1, Ordering::SeqCst);
-            let stale = self.stale.clone();
-            return Box::pin(async move { Ok(Some(stale)) });
-        }
-        self.inner.load(id)
-    }
-    fn save<'a>(
-        &'a self,
-        r: &'a authpi_idp_session::SessionRecord,
-        e: Option<u64>,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.save(r, e)
-    }
-    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.delete(id)
-    }
-    fn find_by_sid<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        self.inner.find_by_sid(s)
-    }
-    fn find_by_sub<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        self.inner.find_by_sub(s)
-    }
-    fn remember_jti<'a>(
-        &'a self,
-        j: &'a str,
-        t: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.remember_jti(j, t)
-    }
-    fn has_jti<'a>(&'a self, j: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.has_jti(j)
-    }
-    fn try_lease<'a>(
-        &'a self,
-        k: &'a str,
-        f: &'a str,
-        t: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.try_lease(k, f, t)
-    }
-    fn renew_lease<'a>(
-        &'a self,
-        l: &'a Lease,
-        t: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.renew_lease(l, t)
-    }
-    fn release_lease<'a>(&'a self, l: &'a Lease) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.release_lease(l)
-    }
-    fn put_transaction<'a>(
-        &'a self,
-        i: &'a str,
-        d: &'a str,
-        t: Duration,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.put_transaction(i, d, t)
-    }
-    fn take_transaction<'a>(
-        &'a self,
-        i: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        self.inner.take_transaction(i)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_grant_rereads_the_store_before_ending_the_session() {
     // Instance A read the session just before B rotated it (e.g. A's lease expired under a
@@ -197,12 +113,9 @@ async fn invalid_grant_rereads_the_store_before_ending_the_session() {
     assert_ne!(rotated.tokens.refresh_token, stale.tokens.refresh_token);
     let base = served.stats();
     // A sees the stale record on its first load, its lease re-check and its holder re-check.
-    let view: Arc<dyn SessionStore> = Arc::new(StaleView {
-        inner: Arc::clone(&store),
-        stale,
-        stale_loads: std::sync::atomic::AtomicUsize::new(3),
-    });
-    let a = instance(&served, view, SessionsConfig::default()).await;
+    let view = FaultStore::new(Arc::clone(&store));
+    view.stale_loads(stale, 3);
+    let a = instance(&served, Arc::new(view), SessionsConfig::default()).await;
     let page = browser.get(&a.url("/me")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let s = served.stats();
@@ -369,102 +282,9 @@ async fn an_unreadable_record_means_log_in_again_and_can_be_logged_out() {
     assert_eq!(exists, 0, "deleted");
 }
 
-/// A store that tells when a lease was taken or refused through it, and fails every save while
-/// `fail_saves` is set (Redis gone for writes, as far as this instance can tell).
-struct Probe {
-    inner: Arc<dyn SessionStore>,
-    fail_saves: AtomicBool,
-    leased: Notify,
-    refused: Notify,
-}
-
-impl Probe {
-    fn new(inner: &Arc<dyn SessionStore>) -> Arc<Probe> {
-        Arc::new(Probe {
-            inner: Arc::clone(inner),
-            fail_saves: AtomicBool::new(false),
-            leased: Notify::new(),
-            refused: Notify::new(),
-        })
-    }
-}
-
-impl SessionStore for Probe {
-    fn load<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<authpi_idp_session::SessionRecord>, StoreError>> {
-        self.inner.load(id)
-    }
-    fn save<'a>(
-        &'a self,
-        r: &'a authpi_idp_session::SessionRecord,
-        e: Option<u64>,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        if self.fail_saves.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(StoreError::Unavailable("test: saves fail".into())) });
-        }
-        self.inner.save(r, e)
-    }
-    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.delete(id)
-    }
-    fn find_by_sid<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        self.inner.find_by_sid(s)
-    }
-    fn find_by_sub<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        self.inner.find_by_sub(s)
-    }
-    fn remember_jti<'a>(
-        &'a self,
-        j: &'a str,
-        t: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.remember_jti(j, t)
-    }
-    fn has_jti<'a>(&'a self, j: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.has_jti(j)
-    }
-    fn try_lease<'a>(
-        &'a self,
-        k: &'a str,
-        f: &'a str,
-        t: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let taken = self.inner.try_lease(k, f, t).await?;
-            if taken {
-                self.leased.notify_one();
-            } else {
-                self.refused.notify_one();
-            }
-            Ok(taken)
-        })
-    }
-    fn renew_lease<'a>(
-        &'a self,
-        l: &'a Lease,
-        t: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.renew_lease(l, t)
-    }
-    fn release_lease<'a>(&'a self, l: &'a Lease) -> BoxFuture<'a, Result<bool, StoreError>> {
-        self.inner.release_lease(l)
-    }
-    fn put_transaction<'a>(
-        &'a self,
-        i: &'a str,
-        d: &'a str,
-        t: Duration,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.put_transaction(i, d, t)
-    }
-    fn take_transaction<'a>(
-        &'a self,
-        i: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        self.inner.take_transaction(i)
-    }
+/// A store that fails, refuses or observes calls as the test arms it, around `inner`.
+fn faults(inner: &Arc<dyn SessionStore>) -> Arc<FaultStore> {
+    Arc::new(FaultStore::new(Arc::clone(inner)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,7 +294,7 @@ async fn a_holder_slower_than_the_lease_ttl_keeps_its_lease_and_refreshes_alone(
     // taking an expired lease and spending the refresh token a second time.
     let served = issuer();
     let store = redis("slow_holder");
-    let probe = Probe::new(&store);
+    let probe = faults(&store);
     let config = SessionsConfig::default()
         .lease_ttl(Duration::from_millis(300))
         .wait(Duration::from_secs(10));
@@ -488,7 +308,8 @@ async fn a_holder_slower_than_the_lease_ttl_keeps_its_lease_and_refreshes_alone(
     let base = served.stats();
     let (url, mut ba) = (a.url("/me"), browser.clone());
     let at_a = tokio::spawn(async move { ba.get(&url).await });
-    probe.leased.notified().await; // A holds the lease and is about to send
+    // A holds the lease and is about to send.
+    probe.wait_for(StoreOp::TryLease, Answer::Yes, 1).await;
     let at_b = browser.clone().get(&b.url("/me")).await;
     let at_a = at_a.await.unwrap();
     assert_eq!(at_a.status, 200, "{}", at_a.body);
@@ -511,7 +332,7 @@ async fn rotated_tokens_that_cannot_be_saved_keep_the_lease_until_they_are() {
     // the store takes writes again, A's detached task saves the rotated set and B serves it.
     let served = issuer();
     let store = redis("unsaved");
-    let (pa, pb) = (Probe::new(&store), Probe::new(&store));
+    let (pa, pb) = (faults(&store), faults(&store));
     let config = SessionsConfig::default()
         .lease_ttl(Duration::from_millis(300))
         .wait(Duration::from_secs(10))
@@ -524,25 +345,24 @@ async fn rotated_tokens_that_cannot_be_saved_keep_the_lease_until_they_are() {
     let id = browser.session().unwrap();
     let expired = expire(&*store, &id).await;
     let base = served.stats();
-    pa.fail_saves.store(true, Ordering::SeqCst);
+    pa.fail_until_healed(StoreOp::Save);
     let at_a = browser.clone().get(&a.url("/me")).await;
     assert_eq!(at_a.status, 503, "{}", at_a.body);
     assert_eq!(served.stats().refresh_requests - base.refresh_requests, 1);
 
+    let refused = pb.answers(StoreOp::TryLease, Answer::No);
     let (url, mut bb) = (b.url("/me"), browser.clone());
     let mut at_b = tokio::spawn(async move { bb.get(&url).await });
     // B polls at most every 20 ms (`poll`): 40 refusals of the lease span more than two lease
     // TTLs, so A's lease outlived its TTL (it is renewed while the save is retried).
-    for _ in 0..40 {
-        tokio::select! {
-            page = &mut at_b => {
-                let page = page.unwrap();
-                panic!("B answered {} before A could save: {}", page.status, page.body);
-            }
-            () = pb.refused.notified() => {}
+    tokio::select! {
+        page = &mut at_b => {
+            let page = page.unwrap();
+            panic!("B answered {} before A could save: {}", page.status, page.body);
         }
+        () = pb.wait_for(StoreOp::TryLease, Answer::No, refused + 40) => {}
     }
-    pa.fail_saves.store(false, Ordering::SeqCst);
+    pa.heal(StoreOp::Save);
     let at_b = at_b.await.unwrap();
     assert_eq!(at_b.status, 200, "{}", at_b.body);
     assert_eq!(

@@ -599,112 +599,27 @@ async fn persist_rotated(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{BoxFuture, MemoryStore};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A memory store whose next `conflicts` saves report a version conflict and whose next
-    /// `load_failures` loads fail.
-    struct Flaky {
-        inner: MemoryStore,
-        conflicts: AtomicUsize,
-        load_failures: AtomicUsize,
-    }
-
-    fn take_one(n: &AtomicUsize) -> bool {
-        n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-    }
-
-    impl SessionStore for Flaky {
-        fn load<'a>(
-            &'a self,
-            id: &'a str,
-        ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
-            if take_one(&self.load_failures) {
-                return Box::pin(async { Err(StoreError::Unavailable("test".into())) });
-            }
-            self.inner.load(id)
-        }
-        fn save<'a>(
-            &'a self,
-            r: &'a SessionRecord,
-            e: Option<u64>,
-        ) -> BoxFuture<'a, Result<bool, StoreError>> {
-            if take_one(&self.conflicts) {
-                return Box::pin(async { Ok(false) });
-            }
-            self.inner.save(r, e)
-        }
-        fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-            self.inner.delete(id)
-        }
-        fn find_by_sid<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-            self.inner.find_by_sid(s)
-        }
-        fn find_by_sub<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-            self.inner.find_by_sub(s)
-        }
-        fn remember_jti<'a>(
-            &'a self,
-            j: &'a str,
-            t: Duration,
-        ) -> BoxFuture<'a, Result<bool, StoreError>> {
-            self.inner.remember_jti(j, t)
-        }
-        fn has_jti<'a>(&'a self, j: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-            self.inner.has_jti(j)
-        }
-        fn try_lease<'a>(
-            &'a self,
-            k: &'a str,
-            f: &'a str,
-            t: Duration,
-        ) -> BoxFuture<'a, Result<bool, StoreError>> {
-            self.inner.try_lease(k, f, t)
-        }
-        fn renew_lease<'a>(
-            &'a self,
-            l: &'a Lease,
-            t: Duration,
-        ) -> BoxFuture<'a, Result<bool, StoreError>> {
-            self.inner.renew_lease(l, t)
-        }
-        fn release_lease<'a>(&'a self, l: &'a Lease) -> BoxFuture<'a, Result<bool, StoreError>> {
-            self.inner.release_lease(l)
-        }
-        fn put_transaction<'a>(
-            &'a self,
-            i: &'a str,
-            d: &'a str,
-            t: Duration,
-        ) -> BoxFuture<'a, Result<(), StoreError>> {
-            self.inner.put_transaction(i, d, t)
-        }
-        fn take_transaction<'a>(
-            &'a self,
-            i: &'a str,
-        ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-            self.inner.take_transaction(i)
-        }
-    }
+    use crate::store::MemoryStore;
+    use crate::testing::{FaultStore, StoreOp};
 
     #[tokio::test]
     async fn a_load_failure_after_a_save_conflict_is_retried_like_a_failed_save() {
         let now = unix_now();
         let base = crate::testing::record("s1", "usr_a", None, "rt-old", now);
-        let store = Flaky {
-            inner: MemoryStore::new(),
-            conflicts: AtomicUsize::new(1),
-            load_failures: AtomicUsize::new(2),
-        };
-        assert!(store.inner.save(&base, None).await.unwrap());
+        let memory = MemoryStore::new();
+        // The next save reports a version conflict and the next two loads fail.
+        let store = FaultStore::new(Arc::new(memory.clone()));
+        store
+            .refuse_next(StoreOp::Save, 1)
+            .fail_next(StoreOp::Load, 2);
+        assert!(memory.save(&base, None).await.unwrap());
         let mut rotated = base.tokens.clone();
         rotated.refresh_token = Some("rt-new".to_owned());
         let saved = persist_rotated(&store, base.clone(), rotated, Duration::from_secs(10))
             .await
             .unwrap();
         assert_eq!(saved.version, base.version + 1);
-        let stored = store.inner.load("s1").await.unwrap().unwrap();
+        let stored = memory.load("s1").await.unwrap().unwrap();
         assert_eq!(stored.tokens.refresh_token.as_deref(), Some("rt-new"));
     }
 }

@@ -1,8 +1,19 @@
-//! A behaviour suite every [`SessionStore`] must pass (run by this crate on [`MemoryStore`] and
-//! by `authpi-idp-redis` on Redis). It panics with a message on the first violation.
+//! Test support, not for production use:
+//!
+//! - [`check_store`]: a behaviour suite every [`SessionStore`] must pass (run by this crate on
+//!   [`MemoryStore`] and by `authpi-idp-redis` on Redis). It panics with a message on the first
+//!   violation.
+//! - [`FaultStore`]: a wrapper around any store that fails, refuses or answers stale for the
+//!   calls a test arms, and counts what every call answered — one wrapper for every store
+//!   fault test.
+//! - [`record`]: a session record to store.
 //!
 //! [`MemoryStore`]: crate::MemoryStore
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+mod faults;
+
+pub use faults::{Answer, FaultStore, StoreOp};
 
 use crate::store::{Lease, SessionRecord, SessionStore};
 use authpi_idp::TokenSet;
