@@ -5,29 +5,16 @@
 //! The signature is verified before these rules run (see
 //! [`ValidateAccessToken`](crate::flow::ValidateAccessToken)).
 
-use crate::error::ClaimError;
-use crate::id_token::{audiences, check_times, numeric_date};
-use crate::json::Members as _;
-use crate::org::Memberships;
+use crate::error::{ClaimError, TokenError};
+use crate::id_token::{
+    Audiences, check_times, numeric_date_of, optional_string, required_date, required_string,
+};
+use crate::json::{self, Lenient, Leniently, Object, ObjectOf, Scalar, ScalarSeed, once};
+use crate::org::{Claim, Memberships};
 use crate::time::UnixTime;
+use serde::de::{MapAccess, Visitor as _};
 use serde_json::{Map, Value};
-
-/// Members this module models; everything else is a custom claim.
-const MODELED: &[&str] = &[
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "client_id",
-    "jti",
-    "scope",
-    "sid",
-    "org_id",
-    "organizations",
-    "dat",
-];
+use std::borrow::Cow;
 
 /// The claims of an access token the SDK relies on, and the rest as sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +32,7 @@ pub(crate) struct AccessClaims {
     pub(crate) org_id: Option<String>,
     pub(crate) organizations: Memberships,
     pub(crate) dat_type: Option<String>,
-    /// Every member not listed in [`MODELED`], as sent.
+    /// Every member the payload reader does not model, as sent.
     pub(crate) custom: Map<String, Value>,
 }
 
@@ -57,86 +44,140 @@ pub(crate) struct Expected<'a> {
     pub(crate) now: UnixTime,
 }
 
-fn required(map: &Map<String, Value>, name: &'static str) -> Result<String, ClaimError> {
-    match map.opt_str(name) {
-        Ok(Some(s)) if !s.is_empty() => Ok(s.to_owned()),
-        _ => Err(ClaimError::Missing(name)),
+/// `dat.type`: `dat`, when present and not `null`, is an object whose `type`, when present and
+/// not `null`, is a string. `Err(())` for anything else.
+struct DatType;
+
+impl<'de> Lenient<'de> for DatType {
+    type Value = Result<Option<String>, ()>;
+    fn otherwise(self) -> Result<Option<String>, ()> {
+        Err(())
+    }
+    fn null(self) -> Result<Option<String>, ()> {
+        Ok(None)
+    }
+    fn map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let dat = ObjectOf(Dat::default()).visit_map(map)?;
+        Ok(match dat.typ {
+            None | Some(Scalar::Null) => Ok(None),
+            Some(Scalar::Str(s)) => Ok(Some(s.into_owned())),
+            Some(_) => Err(()),
+        })
     }
 }
 
-/// An optional string claim: absent or `null` is `None`, another JSON type is an error.
-fn optional(map: &Map<String, Value>, name: &'static str) -> Result<Option<String>, ClaimError> {
-    map.opt_str(name)
-        .map(|o| o.map(str::to_owned))
-        .map_err(|_| ClaimError::Missing(name))
+/// The members of `dat` the SDK reads.
+#[derive(Default)]
+struct Dat<'de> {
+    typ: Option<Scalar<'de>>,
 }
 
-/// `dat.type`: `dat`, when present, is an object whose `type`, when present, is a string.
-fn dat_type(map: &Map<String, Value>) -> Result<Option<String>, ClaimError> {
-    match map.get("dat") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(dat)) => match dat.get("type") {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ClaimError::Missing("dat")),
-        },
-        Some(_) => Err(ClaimError::Missing("dat")),
+impl<'de> Object<'de> for Dat<'de> {
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        if key != "type" {
+            return Ok(false);
+        }
+        once(map, &mut self.typ, ScalarSeed, key)?;
+        Ok(true)
+    }
+}
+
+/// An access-token payload as read, in one pass: each modeled member as sent (a second
+/// occurrence is a duplicate), everything else into `custom`. The rules run in
+/// [`AccessClaims::check`].
+#[derive(Default)]
+struct Payload<'de> {
+    iss: Option<Scalar<'de>>,
+    sub: Option<Scalar<'de>>,
+    aud: Option<Option<Vec<String>>>,
+    exp: Option<Scalar<'de>>,
+    iat: Option<Scalar<'de>>,
+    nbf: Option<Scalar<'de>>,
+    client_id: Option<Scalar<'de>>,
+    jti: Option<Scalar<'de>>,
+    scope: Option<Scalar<'de>>,
+    sid: Option<Scalar<'de>>,
+    org_id: Option<Scalar<'de>>,
+    organizations: Option<Memberships>,
+    dat: Option<Result<Option<String>, ()>>,
+    custom: Map<String, Value>,
+}
+
+impl<'de> Object<'de> for Payload<'de> {
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        let slot = match key {
+            "aud" => return once(map, &mut self.aud, Leniently(Audiences), key).map(|()| true),
+            "organizations" => {
+                return once(map, &mut self.organizations, Leniently(Claim), key).map(|()| true);
+            }
+            "dat" => return once(map, &mut self.dat, Leniently(DatType), key).map(|()| true),
+            "iss" => &mut self.iss,
+            "sub" => &mut self.sub,
+            "exp" => &mut self.exp,
+            "iat" => &mut self.iat,
+            "nbf" => &mut self.nbf,
+            "client_id" => &mut self.client_id,
+            "jti" => &mut self.jti,
+            "scope" => &mut self.scope,
+            "sid" => &mut self.sid,
+            "org_id" => &mut self.org_id,
+            _ => return Ok(false),
+        };
+        once(map, slot, ScalarSeed, key)?;
+        Ok(true)
+    }
+
+    /// Custom claims are kept, as strict `Value`s (the map refuses a duplicate name).
+    fn other<A: MapAccess<'de>>(
+        &mut self,
+        key: Cow<'de, str>,
+        map: &mut A,
+        _: &mut json::Names<'de>,
+    ) -> Result<(), A::Error> {
+        json::keep(&mut self.custom, key, map)
     }
 }
 
 impl AccessClaims {
-    /// Decodes the claims from a parsed payload and checks them against `expected`, in this
+    /// Reads the claims from a verified payload and checks them against `expected`, in this
     /// order: `iss` (exact), `aud` contains the API's audience, `exp`/`iat` present and
     /// `exp`/`iat`/`nbf` with leeway, then `sub`, `client_id`, `jti` present and `scope`,
     /// `sid`, `org_id`, `dat` well typed.
     pub(crate) fn check(
-        mut map: Map<String, Value>,
+        payload: &[u8],
         expected: &Expected<'_>,
-    ) -> Result<AccessClaims, ClaimError> {
-        let organizations = map
-            .remove("organizations")
-            .map(|claim| Memberships::from_claim(&claim))
-            .unwrap_or_default();
-        let iss = required(&map, "iss")?;
+    ) -> Result<AccessClaims, TokenError> {
+        let p: Payload<'_> = json::parse_typed(payload)?;
+        let iss = required_string(p.iss, "iss")?;
         if iss != expected.issuer {
-            return Err(ClaimError::Issuer);
+            return Err(ClaimError::Issuer.into());
         }
-        let aud = audiences(&map)?;
+        let aud = p.aud.flatten().ok_or(ClaimError::Missing("aud"))?;
         if !aud.iter().any(|a| a == expected.audience) {
-            return Err(ClaimError::Audience);
+            return Err(ClaimError::Audience.into());
         }
-        let exp = numeric_date(&map, "exp")
-            .ok()
-            .flatten()
-            .ok_or(ClaimError::Missing("exp"))?;
-        let iat = numeric_date(&map, "iat")
-            .ok()
-            .flatten()
-            .ok_or(ClaimError::Missing("iat"))?;
-        let nbf = numeric_date(&map, "nbf")?;
+        let exp = required_date(p.exp, "exp")?;
+        let iat = required_date(p.iat, "iat")?;
+        let nbf = numeric_date_of(p.nbf, "nbf")?;
         check_times(exp, Some(iat), nbf, expected.leeway, expected.now)?;
-        let claims = AccessClaims {
+        Ok(AccessClaims {
             iss,
-            sub: required(&map, "sub")?,
+            sub: required_string(p.sub, "sub")?,
             aud,
             exp,
             iat,
             nbf,
-            client_id: required(&map, "client_id")?,
-            jti: required(&map, "jti")?,
-            scope: optional(&map, "scope")?,
-            sid: optional(&map, "sid")?,
-            org_id: optional(&map, "org_id")?,
-            organizations,
-            dat_type: dat_type(&map)?,
-            custom: Map::new(),
-        };
-        for name in MODELED {
-            map.remove(*name);
-        }
-        Ok(AccessClaims {
-            custom: map,
-            ..claims
+            client_id: required_string(p.client_id, "client_id")?,
+            jti: required_string(p.jti, "jti")?,
+            scope: optional_string(p.scope, "scope")?,
+            sid: optional_string(p.sid, "sid")?,
+            org_id: optional_string(p.org_id, "org_id")?,
+            organizations: p.organizations.unwrap_or_default(),
+            dat_type: p
+                .dat
+                .unwrap_or(Ok(None))
+                .map_err(|()| ClaimError::Missing("dat"))?,
+            custom: p.custom,
         })
     }
 }
@@ -157,6 +198,39 @@ mod tests {
         }
     }
 
+    /// The claims of `map` checked against [`expected`]: a claim error, or the claims.
+    fn check(map: Map<String, Value>) -> Result<AccessClaims, ClaimError> {
+        let payload = serde_json::to_vec(&map).unwrap();
+        match AccessClaims::check(&payload, &expected()) {
+            Ok(c) => Ok(c),
+            Err(TokenError::Claim(e)) => Err(e),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn duplicate_members_are_refused_at_any_depth() {
+        let cases = [
+            (r#"{"scope":"a","scope":"b"}"#, "scope"),
+            (r#"{"dat":{"type":"identity","type":"agent"}}"#, "type"),
+            (r#"{"dat":{"x":1,"x":2}}"#, "x"),
+            (r#"{"tenant":1,"tenant":2}"#, "tenant"),
+            (
+                r#"{"organizations":[{"id":"org_1","scopes":["a"],"scopes":["*:**"]}]}"#,
+                "scopes",
+            ),
+        ];
+        for (doc, name) in cases {
+            assert_eq!(
+                AccessClaims::check(doc.as_bytes(), &expected()),
+                Err(TokenError::Json(json::JsonError::DuplicateMember(
+                    name.into()
+                ))),
+                "{doc}"
+            );
+        }
+    }
+
     fn expected() -> Expected<'static> {
         Expected {
             issuer: "https://idp.example",
@@ -168,7 +242,7 @@ mod tests {
 
     #[test]
     fn valid_claims_are_read_and_the_rest_is_custom() {
-        let c = AccessClaims::check(valid(), &expected()).unwrap();
+        let c = check(valid()).unwrap();
         assert_eq!(c.sub, "usr_1");
         assert_eq!(c.scope.as_deref(), Some("openid"));
         assert_eq!(c.sid.as_deref(), Some("s"));
@@ -196,7 +270,7 @@ mod tests {
             let mut map = valid();
             map.insert((*name).to_owned(), value.clone());
             assert_eq!(
-                AccessClaims::check(map, &expected()),
+                check(map),
                 Err(ClaimError::Missing(reported)),
                 "{name} = {value}"
             );
@@ -213,7 +287,7 @@ mod tests {
                     map.insert(name.to_owned(), v.clone());
                 }
             }
-            let c = AccessClaims::check(map, &expected()).unwrap();
+            let c = check(map).unwrap();
             assert_eq!(
                 (c.scope, c.sid, c.org_id, c.dat_type),
                 (None, None, None, None),

@@ -54,7 +54,8 @@ pub(crate) fn numeric_date(
     numeric_date_of(map.get(name).map(Scalar::of), name)
 }
 
-fn numeric_date_of(
+/// [`numeric_date`] for a member read by a typed reader (`None`: absent).
+pub(crate) fn numeric_date_of(
     value: Option<Scalar<'_>>,
     name: &'static str,
 ) -> Result<Option<u64>, ClaimError> {
@@ -82,9 +83,37 @@ pub(crate) fn audiences(map: &Map<String, Value>) -> Result<Vec<String>, ClaimEr
     }
 }
 
+/// A NumericDate claim that must be present.
+pub(crate) fn required_date(
+    value: Option<Scalar<'_>>,
+    name: &'static str,
+) -> Result<u64, ClaimError> {
+    numeric_date_of(value, name)?.ok_or(ClaimError::Missing(name))
+}
+
+/// A string claim that must be present and non-empty; any other type is an error.
+pub(crate) fn required_string(
+    value: Option<Scalar<'_>>,
+    name: &'static str,
+) -> Result<String, ClaimError> {
+    match claim(value.string(name), name)? {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(ClaimError::Missing(name)),
+    }
+}
+
+/// A string claim: absent or `null` is `None`, another JSON type is an error (RFC 9068 §2.2,
+/// OIDC Core §2: the claims have defined types).
+pub(crate) fn optional_string(
+    value: Option<Scalar<'_>>,
+    name: &'static str,
+) -> Result<Option<String>, ClaimError> {
+    claim(value.string(name), name)
+}
+
 /// `aud` as read from a payload: `None` when it is neither a string nor a non-empty array of
 /// strings.
-struct Audiences;
+pub(crate) struct Audiences;
 
 impl<'de> Lenient<'de> for Audiences {
     type Value = Option<Vec<String>>;
@@ -159,12 +188,7 @@ impl<'de> Object<'de> for Payload<'de> {
         map: &mut A,
         _: &mut json::Names<'de>,
     ) -> Result<(), A::Error> {
-        if self.custom.contains_key(&*key) {
-            return Err(json::duplicate(&key));
-        }
-        let value = map.next_value_seed(json::Seed)?;
-        self.custom.insert(key.into_owned(), value);
-        Ok(())
+        json::keep(&mut self.custom, key, map)
     }
 }
 
@@ -175,26 +199,19 @@ impl IdClaims {
     /// profile claims of the wrong type are dropped; `organizations` is read leniently.
     pub(crate) fn from_payload(payload: &[u8]) -> Result<IdClaims, TokenError> {
         let p: Payload<'_> = json::parse_typed(payload)?;
-        let required =
-            |v: Option<Scalar<'_>>, name: &'static str| match claim(v.string(name), name)? {
-                Some(s) if !s.is_empty() => Ok(s),
-                _ => Err(ClaimError::Missing(name)),
-            };
-        let optional = |v: Option<Scalar<'_>>, name: &'static str| claim(v.string(name), name);
-        let date = |v, name| numeric_date_of(v, name)?.ok_or(ClaimError::Missing(name));
         let auth_time = numeric_date_of(p.auth_time, "auth_time");
         Ok(IdClaims {
-            iss: required(p.iss, "iss")?,
-            sub: required(p.sub, "sub")?,
+            iss: required_string(p.iss, "iss")?,
+            sub: required_string(p.sub, "sub")?,
             aud: p.aud.flatten().ok_or(ClaimError::Missing("aud"))?,
-            azp: optional(p.azp, "azp")?,
-            exp: date(p.exp, "exp")?,
-            iat: date(p.iat, "iat")?,
+            azp: optional_string(p.azp, "azp")?,
+            exp: required_date(p.exp, "exp")?,
+            iat: required_date(p.iat, "iat")?,
             nbf: numeric_date_of(p.nbf, "nbf")?,
-            nonce: optional(p.nonce, "nonce")?,
+            nonce: optional_string(p.nonce, "nonce")?,
             auth_time: auth_time.clone().ok().flatten(),
             auth_time_invalid: auth_time.is_err(),
-            at_hash: optional(p.at_hash, "at_hash")?,
+            at_hash: optional_string(p.at_hash, "at_hash")?,
             // Profile claims are informative: a wrong type is dropped, not fatal.
             email: p.email.string("email").ok().flatten(),
             email_verified: p.email_verified.boolean("email_verified").ok().flatten(),

@@ -226,6 +226,10 @@ pub(crate) trait Lenient<'de>: Sized {
     type Value;
     /// The value for a JSON type that means nothing here.
     fn otherwise(self) -> Self::Value;
+    /// `null`.
+    fn null(self) -> Self::Value {
+        self.otherwise()
+    }
     /// A string.
     fn string(self, _: &str) -> Self::Value {
         self.otherwise()
@@ -272,10 +276,10 @@ impl<'de, T: Lenient<'de>> Visitor<'de> for Leniently<T> {
         Ok(self.0.string(v))
     }
     fn visit_unit<E>(self) -> Result<T::Value, E> {
-        Ok(self.0.otherwise())
+        Ok(self.0.null())
     }
     fn visit_none<E>(self) -> Result<T::Value, E> {
-        Ok(self.0.otherwise())
+        Ok(self.0.null())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T::Value, A::Error> {
         self.0.seq(seq)
@@ -325,6 +329,21 @@ impl<'de, T: Object<'de>> Visitor<'de> for ObjectOf<T> {
         }
         Ok(value)
     }
+}
+
+/// Reads the value of member `key` into `custom` as a strict `Value` (the custom claims of a
+/// token), refusing a name already there.
+pub(crate) fn keep<'de, A: MapAccess<'de>>(
+    custom: &mut Map<String, Value>,
+    key: Cow<'de, str>,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    if custom.contains_key(&*key) {
+        return Err(duplicate(&key));
+    }
+    let value = map.next_value_seed(Seed)?;
+    custom.insert(key.into_owned(), value);
+    Ok(())
 }
 
 /// Reads the value of member `name` into `slot` with `seed`, refusing a second occurrence.

@@ -117,14 +117,13 @@ impl ValidateAccessToken {
             Verified::NoKey => return Err(at_err(JoseError::NoMatchingKey.into())),
             Verified::Yes(()) => {}
         }
-        let map = crate::json::parse_object(jws.payload()).map_err(|e| at_err(e.into()))?;
         let expected = Expected {
             issuer: self.shared.client.issuer(),
             audience: &self.audience,
             leeway: self.shared.client.config().leeway,
             now,
         };
-        let claims = AccessClaims::check(map, &expected).map_err(|e| at_err(e.into()))?;
+        let claims = AccessClaims::check(jws.payload(), &expected).map_err(at_err)?;
         let tokens = TokenSet {
             access_token: self.token.clone(),
             token_type: "Bearer".to_owned(),

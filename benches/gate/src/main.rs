@@ -36,7 +36,7 @@ const NOW: UnixTime = UnixTime(1_767_312_100);
 const JOINED_AT: u64 = 1_767_312_000;
 
 /// The measured paths and how many times each runs under callgrind.
-const PATHS: [(&str, usize); 11] = [
+const PATHS: [(&str, usize); 12] = [
     ("exchange_es256", 20),
     ("exchange_eddsa", 20),
     ("exchange_rs256", 20),
@@ -48,6 +48,7 @@ const PATHS: [(&str, usize); 11] = [
     ("has_access_in_denied_1000_orgs", 5000),
     ("has_access_in_granted_1_org", 5000),
     ("jwks_parse_6_keys", 50),
+    ("validate_access_token_es256", 20),
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -211,19 +212,24 @@ impl Fixture {
         )
     }
 
-    /// The token response AuthPI sends for the demo user's login with `client`'s algorithm.
-    fn token_response(&self, alg: Alg, nonce: &str) -> http::Response<Vec<u8>> {
-        let scope = "openid email profile";
-        let at = self.new.sign(
+    /// The RFC 9068 access token AuthPI issues to the demo user with `alg`'s client.
+    fn access_token(&self, alg: Alg) -> String {
+        self.new.sign(
             alg,
             Some("at+jwt"),
             &json!({
                 "iss": ISSUER, "sub": "usr_alice", "aud": alg.client_id(), "exp": NOW.0 + 3600,
                 "iat": NOW.0, "auth_time": NOW.0, "jti": "jti_access_0000000", "sid": "sid_gate_0000000",
-                "client_id": alg.client_id(), "dat": {"type": "identity"}, "scope": scope,
+                "client_id": alg.client_id(), "dat": {"type": "identity"}, "scope": "openid email profile",
                 "organizations": Self::demo_organizations(),
             }),
-        );
+        )
+    }
+
+    /// The token response AuthPI sends for the demo user's login with `client`'s algorithm.
+    fn token_response(&self, alg: Alg, nonce: &str) -> http::Response<Vec<u8>> {
+        let scope = "openid email profile";
+        let at = self.access_token(alg);
         let rt = self.new.sign(
             alg,
             None,
@@ -504,6 +510,31 @@ fn run(path: &str, iterations: usize) -> bool {
                 }
             });
             assert!(sets.iter().all(|s| s.len() == 6));
+        }
+        "validate_access_token_es256" => {
+            let client = Fixture::client(Alg::Es256);
+            let keys = fixture.keys();
+            let token = fixture.access_token(Alg::Es256);
+            let validate = |token: &str| {
+                let mut op = client.validate_access_token(token, Alg::Es256.client_id(), &keys);
+                match op.poll(NOW) {
+                    Ok(Step::Done(info)) => info,
+                    other => panic!("unexpected {other:?}"),
+                }
+            };
+            let info = validate(&token);
+            assert_eq!(info.agent.id(), "usr_alice");
+            assert!(
+                info.agent
+                    .has_access_in("org_acme", "delete", "projects.tasks")
+            );
+            let mut out = Vec::with_capacity(iterations);
+            measured(&mut || {
+                for _ in 0..iterations {
+                    out.push(validate(black_box(&token)));
+                }
+            });
+            black_box(out);
         }
         _ => return false,
     }
