@@ -108,7 +108,20 @@ pub(crate) fn parse_typed<'de, T: Object<'de> + Default>(bytes: &'de [u8]) -> Re
         // Not an object: say whether it is JSON at all, exactly as `parse_object` does.
         return Err(parse_value(bytes).err().unwrap_or(JsonError::NotAnObject));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // One UTF-8 check of the whole document, then serde_json's `str` reader, which does not
+    // check each string again (about a seventh of the cost of reading an ID-token payload).
+    // Invalid UTF-8 goes through the byte reader, which reports where it is.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => read_object(&mut serde_json::Deserializer::from_str(text)),
+        Err(_) => read_object(&mut serde_json::Deserializer::from_slice(bytes)),
+    }
+}
+
+fn read_object<'de, R, T>(de: &mut serde_json::Deserializer<R>) -> Result<T, JsonError>
+where
+    R: serde_json::de::Read<'de>,
+    T: Object<'de> + Default,
+{
     let value = de
         .deserialize_map(ObjectOf(T::default()))
         .map_err(|e| classify(&e))?;
@@ -845,6 +858,50 @@ mod tests {
             from_slice_strict::<Pair>(doc.as_bytes(), "pair"),
             Err(JsonError::DuplicateMember("k3".into()))
         );
+    }
+
+    /// An object with one modeled member, `a`.
+    #[derive(Default, Debug)]
+    struct OnlyA<'de> {
+        a: Option<Scalar<'de>>,
+    }
+
+    impl<'de> Object<'de> for OnlyA<'de> {
+        fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+            if key != "a" {
+                return Ok(false);
+            }
+            once(map, &mut self.a, ScalarSeed, key)?;
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn typed_reading_applies_the_same_rules_and_reports_the_same_errors() {
+        let docs: [&[u8]; 10] = [
+            br#"{"a":"x\u00e9","b":[1,{"c":null}]}"#,
+            br#"{"a":1,"a":2}"#,
+            br#"{"a":1,"\u0061":2}"#,
+            br#"{"b":1,"b":2}"#,
+            br#"{"b":{"c":1,"c":2}}"#,
+            b"{\"a\":\"\xff\"}",
+            b"{\"b\":\"ok\", \"c\":\"\xc3\x28\"}",
+            br#"{"a":1} x"#,
+            br#"[1]"#,
+            b"",
+        ];
+        for doc in docs {
+            let typed = parse_typed::<OnlyA<'_>>(doc).map(|_| ());
+            let tree = parse_object(doc).map(|_| ());
+            assert_eq!(typed, tree, "{}", String::from_utf8_lossy(doc));
+        }
+        let ok = parse_typed::<OnlyA<'_>>(br#"{"a":"x\u00e9","z":2}"#).unwrap();
+        assert_eq!(ok.a, Some(Scalar::Str("xé".into())));
+        let borrowed = parse_typed::<OnlyA<'_>>(br#"{"a":"plain"}"#).unwrap();
+        assert!(matches!(
+            borrowed.a,
+            Some(Scalar::Str(Cow::Borrowed("plain")))
+        ));
     }
 
     #[test]

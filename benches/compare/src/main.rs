@@ -253,6 +253,10 @@ fn main() {
             let access = login.token_member("access_token");
             let jws = Jws::parse(&id_token).unwrap();
             let at_alg = jws.header().alg;
+            let response = http::Response::builder()
+                .status(200)
+                .body(body.clone())
+                .unwrap();
             type Piece<'a> = (&'static str, Box<dyn FnMut() + 'a>);
             let mut pieces: Vec<Piece<'_>> = vec![
                 ("bare verify", Box::new(|| assert!(bare.verify()))),
@@ -261,11 +265,10 @@ fn main() {
                     Box::new(|| verify_jws(&keys, &jws, AlgorithmSet::ALL).unwrap()),
                 ),
                 (
-                    "json::parse_object(token response)",
+                    "typed read of the token response",
                     Box::new(|| {
-                        drop(black_box(
-                            authpi_idp::internal::json::parse_object(&body).unwrap(),
-                        ))
+                        authpi_idp::internal::readers::token_response(black_box(&response))
+                            .unwrap();
                     }),
                 ),
                 (
@@ -273,11 +276,10 @@ fn main() {
                     Box::new(|| drop(black_box(Jws::parse(&id_token).unwrap()))),
                 ),
                 (
-                    "json::parse_object(id payload)",
+                    "typed read of the ID-token payload",
                     Box::new(|| {
-                        drop(black_box(
-                            authpi_idp::internal::json::parse_object(jws.payload()).unwrap(),
-                        ))
+                        authpi_idp::internal::readers::id_token_claims(black_box(jws.payload()))
+                            .unwrap();
                     }),
                 ),
                 (
