@@ -70,7 +70,7 @@ impl ScopeRef<'_> {
             if self.action == "**" {
                 return true;
             }
-            return action_ok && !resource.contains('.');
+            return action_ok && !has_dot(resource);
         }
         if self.resource == resource {
             return action_ok;
@@ -179,6 +179,18 @@ pub(crate) type FastBuild = BuildHasherDefault<FastHasher>;
 pub(crate) type FastMap<K, V> = HashMap<K, V, FastBuild>;
 pub(crate) type FastSet<K> = HashSet<K, FastBuild>;
 
+/// Whether `resource` has a `.` (a byte search: `str::contains(char)` goes through the generic
+/// pattern machinery, a third of a denied check's cost on short resources).
+fn has_dot(resource: &str) -> bool {
+    resource.as_bytes().contains(&b'.')
+}
+
+/// `resource` split at its first `.`, as `str::split_once('.')` but with a byte search.
+fn split_dot(resource: &str) -> Option<(&str, &str)> {
+    let at = resource.bytes().position(|b| b == b'.')?;
+    Some((resource.get(..at)?, resource.get(at + 1..)?))
+}
+
 /// What the scopes say about one exact resource.
 #[derive(Clone, Debug, Default)]
 struct ResourceGrants {
@@ -212,7 +224,7 @@ impl DeepTrie {
         let mut node = self;
         let mut rest = resource;
         // The last segment is never looked up: an ancestor is always followed by a `.`.
-        while let Some((segment, tail)) = rest.split_once('.') {
+        while let Some((segment, tail)) = split_dot(rest) {
             match node.children.get(segment) {
                 Some(child) if child.deep => return true,
                 Some(child) => node = child,
@@ -317,9 +329,9 @@ impl ScopeSet {
     /// The `*:*` / `*:act` rule: top-level resources only.
     fn top_any_or(&self, action: &str, resource: &str) -> bool {
         if self.top_any {
-            return !resource.contains('.');
+            return !has_dot(resource);
         }
-        !self.top_actions.is_empty() && self.top_actions.contains(action) && !resource.contains('.')
+        !self.top_actions.is_empty() && self.top_actions.contains(action) && !has_dot(resource)
     }
 
     /// Whether `scope` is present exactly as given (how roles such as `owner` are checked).
