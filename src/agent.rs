@@ -172,7 +172,9 @@ impl Agent {
         self.org_id.as_deref()
     }
 
-    /// The organization memberships, in the provider's order.
+    /// The organization memberships, in the provider's order. The agent keeps the claim in a
+    /// compact form that the checks below read directly; these `Organization` values are made
+    /// on the first call.
     #[must_use]
     pub fn organizations(&self) -> &[Organization] {
         self.memberships.as_slice()
@@ -232,7 +234,7 @@ impl Agent {
         self.memberships.scopes_for(org_id)
     }
 
-    /// The token-level scopes (the `scope` of the token response).
+    /// The token-level scopes (the `scope` of the token response), compiled on the first call.
     #[must_use]
     pub fn token_scopes(&self) -> &ScopeSet {
         self.token_scopes.get_or_init(|| {
