@@ -14,7 +14,6 @@ use crate::org::{Claim, Memberships};
 use crate::time::UnixTime;
 use serde::de::{MapAccess, SeqAccess};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 
 /// The claims of an ID token the SDK relies on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,14 +180,8 @@ impl<'de> Object<'de> for Payload<'de> {
         Ok(true)
     }
 
-    /// Custom claims are kept, as strict `Value`s (the map refuses a duplicate name).
-    fn other<A: MapAccess<'de>>(
-        &mut self,
-        key: Cow<'de, str>,
-        map: &mut A,
-        _: &mut json::Names<'de>,
-    ) -> Result<(), A::Error> {
-        json::keep(&mut self.custom, key, map)
+    fn custom(&mut self) -> Option<&mut Map<String, Value>> {
+        Some(&mut self.custom)
     }
 }
 

@@ -303,23 +303,17 @@ impl<'de, T: Lenient<'de>> Visitor<'de> for Leniently<T> {
 }
 
 /// A JSON object read member by member into `Self` (through [`ObjectOf`]), with no `Value`
-/// tree: the type reads the members it models, and the others are skipped, or kept by
-/// [`other`](Self::other). Either way a member name seen twice is an error.
+/// tree: the type reads the members it models, and the others are skipped, or kept in
+/// [`custom`](Self::custom). Either way a member name seen twice is an error.
 pub(crate) trait Object<'de>: Sized {
     /// Reads the value of member `key` if it is one of this type's (a second occurrence is a
     /// duplicate: see [`once`]); `Ok(false)` leaves the value unread.
     fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error>;
 
-    /// Reads the value of a member [`member`](Self::member) left unread; by default skips it,
-    /// recording its name in `seen` to refuse a duplicate.
-    fn other<A: MapAccess<'de>>(
-        &mut self,
-        key: Cow<'de, str>,
-        map: &mut A,
-        seen: &mut Names<'de>,
-    ) -> Result<(), A::Error> {
-        map.next_value_seed(Skip)?;
-        seen.insert(key)
+    /// Where the members [`member`](Self::member) left unread are kept (a token's custom
+    /// claims, see [`keep`]); `None`, the default, skips them.
+    fn custom(&mut self) -> Option<&mut Map<String, Value>> {
+        None
     }
 }
 
@@ -336,8 +330,15 @@ impl<'de, T: Object<'de>> Visitor<'de> for ObjectOf<T> {
         let mut value = self.0;
         let mut seen = Names::default();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if !value.member(&key, &mut map)? {
-                value.other(key, &mut map, &mut seen)?;
+            if value.member(&key, &mut map)? {
+                continue;
+            }
+            match value.custom() {
+                Some(custom) => keep(custom, key, &mut map)?,
+                None => {
+                    map.next_value_seed(Skip)?;
+                    seen.insert(key)?;
+                }
             }
         }
         Ok(value)
