@@ -7,10 +7,10 @@
 
 use crate::error::{ClaimError, TokenError};
 use crate::id_token::{
-    Audiences, check_times, numeric_date_of, optional_string, required_date, required_string,
+    CommonClaims, check_times, numeric_date_of, optional_string, required_date, required_string,
 };
 use crate::json::{self, Lenient, Leniently, Object, ObjectOf, Scalar, ScalarSeed, once};
-use crate::org::{Claim, Memberships};
+use crate::org::Memberships;
 use crate::time::UnixTime;
 use serde::de::{MapAccess, Visitor as _};
 use serde_json::{Map, Value};
@@ -86,48 +86,30 @@ impl<'de> Object<'de> for Dat<'de> {
 /// [`AccessClaims::check`].
 #[derive(Default)]
 struct Payload<'de> {
-    iss: Option<Scalar<'de>>,
-    sub: Option<Scalar<'de>>,
-    aud: Option<Option<Vec<String>>>,
-    exp: Option<Scalar<'de>>,
-    iat: Option<Scalar<'de>>,
-    nbf: Option<Scalar<'de>>,
+    common: CommonClaims<'de>,
     client_id: Option<Scalar<'de>>,
     jti: Option<Scalar<'de>>,
     scope: Option<Scalar<'de>>,
     sid: Option<Scalar<'de>>,
-    org_id: Option<Scalar<'de>>,
-    organizations: Option<Memberships>,
     dat: Option<Result<Option<String>, ()>>,
-    custom: Map<String, Value>,
 }
 
 impl<'de> Object<'de> for Payload<'de> {
     fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
         let slot = match key {
-            "aud" => return once(map, &mut self.aud, Leniently(Audiences), key).map(|()| true),
-            "organizations" => {
-                return once(map, &mut self.organizations, Leniently(Claim), key).map(|()| true);
-            }
             "dat" => return once(map, &mut self.dat, Leniently(DatType), key).map(|()| true),
-            "iss" => &mut self.iss,
-            "sub" => &mut self.sub,
-            "exp" => &mut self.exp,
-            "iat" => &mut self.iat,
-            "nbf" => &mut self.nbf,
             "client_id" => &mut self.client_id,
             "jti" => &mut self.jti,
             "scope" => &mut self.scope,
             "sid" => &mut self.sid,
-            "org_id" => &mut self.org_id,
-            _ => return Ok(false),
+            _ => return self.common.member(key, map),
         };
         once(map, slot, ScalarSeed, key)?;
         Ok(true)
     }
 
     fn custom(&mut self) -> Option<&mut Map<String, Value>> {
-        Some(&mut self.custom)
+        self.common.custom()
     }
 }
 
@@ -141,21 +123,22 @@ impl AccessClaims {
         expected: &Expected<'_>,
     ) -> Result<AccessClaims, TokenError> {
         let p: Payload<'_> = json::parse_typed(payload)?;
-        let iss = required_string(p.iss, "iss")?;
+        let c = p.common;
+        let iss = required_string(c.iss, "iss")?;
         if iss != expected.issuer {
             return Err(ClaimError::Issuer.into());
         }
-        let aud = p.aud.flatten().ok_or(ClaimError::Missing("aud"))?;
+        let aud = c.aud.flatten().ok_or(ClaimError::Missing("aud"))?;
         if !aud.iter().any(|a| a == expected.audience) {
             return Err(ClaimError::Audience.into());
         }
-        let exp = required_date(p.exp, "exp")?;
-        let iat = required_date(p.iat, "iat")?;
-        let nbf = numeric_date_of(p.nbf, "nbf")?;
+        let exp = required_date(c.exp, "exp")?;
+        let iat = required_date(c.iat, "iat")?;
+        let nbf = numeric_date_of(c.nbf, "nbf")?;
         check_times(exp, Some(iat), nbf, expected.leeway, expected.now)?;
         Ok(AccessClaims {
             iss,
-            sub: required_string(p.sub, "sub")?,
+            sub: required_string(c.sub, "sub")?,
             aud,
             exp,
             iat,
@@ -164,13 +147,13 @@ impl AccessClaims {
             jti: required_string(p.jti, "jti")?,
             scope: optional_string(p.scope, "scope")?,
             sid: optional_string(p.sid, "sid")?,
-            org_id: optional_string(p.org_id, "org_id")?,
-            organizations: p.organizations.unwrap_or_default(),
+            org_id: optional_string(c.org_id, "org_id")?,
+            organizations: c.organizations.unwrap_or_default(),
             dat_type: p
                 .dat
                 .unwrap_or(Ok(None))
                 .map_err(|()| ClaimError::Missing("dat"))?,
-            custom: p.custom,
+            custom: c.custom,
         })
     }
 }

@@ -134,28 +134,24 @@ impl<'de> Lenient<'de> for Audiences {
     }
 }
 
-/// An ID-token payload as read, in one pass: each modeled member as sent (a second occurrence
-/// is a duplicate), everything else into `custom`. The rules run in [`IdClaims::from_payload`].
+/// The members every AuthPI JWT payload (ID token, access token) has: the registered claims
+/// the SDK reads (RFC 7519 §4.1), AuthPI's `org_id` and `organizations`, and every member the
+/// token type does not model, kept as custom claims. Read by the payload readers below and in
+/// [`crate::access_token`]; the type rules run where the claims are built.
 #[derive(Default)]
-struct Payload<'de> {
-    iss: Option<Scalar<'de>>,
-    sub: Option<Scalar<'de>>,
-    aud: Option<Option<Vec<String>>>,
-    azp: Option<Scalar<'de>>,
-    exp: Option<Scalar<'de>>,
-    iat: Option<Scalar<'de>>,
-    nbf: Option<Scalar<'de>>,
-    nonce: Option<Scalar<'de>>,
-    auth_time: Option<Scalar<'de>>,
-    at_hash: Option<Scalar<'de>>,
-    email: Option<Scalar<'de>>,
-    email_verified: Option<Scalar<'de>>,
-    org_id: Option<Scalar<'de>>,
-    organizations: Option<Memberships>,
-    custom: Map<String, Value>,
+pub(crate) struct CommonClaims<'de> {
+    pub(crate) iss: Option<Scalar<'de>>,
+    pub(crate) sub: Option<Scalar<'de>>,
+    pub(crate) aud: Option<Option<Vec<String>>>,
+    pub(crate) exp: Option<Scalar<'de>>,
+    pub(crate) iat: Option<Scalar<'de>>,
+    pub(crate) nbf: Option<Scalar<'de>>,
+    pub(crate) org_id: Option<Scalar<'de>>,
+    pub(crate) organizations: Option<Memberships>,
+    pub(crate) custom: Map<String, Value>,
 }
 
-impl<'de> Object<'de> for Payload<'de> {
+impl<'de> Object<'de> for CommonClaims<'de> {
     fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
         let slot = match key {
             "aud" => return once(map, &mut self.aud, Leniently(Audiences), key).map(|()| true),
@@ -164,15 +160,9 @@ impl<'de> Object<'de> for Payload<'de> {
             }
             "iss" => &mut self.iss,
             "sub" => &mut self.sub,
-            "azp" => &mut self.azp,
             "exp" => &mut self.exp,
             "iat" => &mut self.iat,
             "nbf" => &mut self.nbf,
-            "nonce" => &mut self.nonce,
-            "auth_time" => &mut self.auth_time,
-            "at_hash" => &mut self.at_hash,
-            "email" => &mut self.email,
-            "email_verified" => &mut self.email_verified,
             "org_id" => &mut self.org_id,
             _ => return Ok(false),
         };
@@ -185,6 +175,39 @@ impl<'de> Object<'de> for Payload<'de> {
     }
 }
 
+/// An ID-token payload as read, in one pass: each modeled member as sent (a second occurrence
+/// is a duplicate), everything else into `custom`. The rules run in [`IdClaims::from_payload`].
+#[derive(Default)]
+struct Payload<'de> {
+    common: CommonClaims<'de>,
+    azp: Option<Scalar<'de>>,
+    nonce: Option<Scalar<'de>>,
+    auth_time: Option<Scalar<'de>>,
+    at_hash: Option<Scalar<'de>>,
+    email: Option<Scalar<'de>>,
+    email_verified: Option<Scalar<'de>>,
+}
+
+impl<'de> Object<'de> for Payload<'de> {
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        let slot = match key {
+            "azp" => &mut self.azp,
+            "nonce" => &mut self.nonce,
+            "auth_time" => &mut self.auth_time,
+            "at_hash" => &mut self.at_hash,
+            "email" => &mut self.email,
+            "email_verified" => &mut self.email_verified,
+            _ => return self.common.member(key, map),
+        };
+        once(map, slot, ScalarSeed, key)?;
+        Ok(true)
+    }
+
+    fn custom(&mut self) -> Option<&mut Map<String, Value>> {
+        self.common.custom()
+    }
+}
+
 impl IdClaims {
     /// Reads a payload straight into the claims (no `Value` tree but for custom claims) and
     /// applies the type rules, in claim order: `iss`, `sub`, `aud`, `azp`, `exp`, `iat`, `nbf`,
@@ -192,15 +215,16 @@ impl IdClaims {
     /// profile claims of the wrong type are dropped; `organizations` is read leniently.
     pub(crate) fn from_payload(payload: &[u8]) -> Result<IdClaims, TokenError> {
         let p: Payload<'_> = json::parse_typed(payload)?;
+        let c = p.common;
         let auth_time = numeric_date_of(p.auth_time, "auth_time");
         Ok(IdClaims {
-            iss: required_string(p.iss, "iss")?,
-            sub: required_string(p.sub, "sub")?,
-            aud: p.aud.flatten().ok_or(ClaimError::Missing("aud"))?,
+            iss: required_string(c.iss, "iss")?,
+            sub: required_string(c.sub, "sub")?,
+            aud: c.aud.flatten().ok_or(ClaimError::Missing("aud"))?,
             azp: optional_string(p.azp, "azp")?,
-            exp: required_date(p.exp, "exp")?,
-            iat: required_date(p.iat, "iat")?,
-            nbf: numeric_date_of(p.nbf, "nbf")?,
+            exp: required_date(c.exp, "exp")?,
+            iat: required_date(c.iat, "iat")?,
+            nbf: numeric_date_of(c.nbf, "nbf")?,
             nonce: optional_string(p.nonce, "nonce")?,
             auth_time: auth_time.clone().ok().flatten(),
             auth_time_invalid: auth_time.is_err(),
@@ -208,9 +232,9 @@ impl IdClaims {
             // Profile claims are informative: a wrong type is dropped, not fatal.
             email: p.email.string("email").ok().flatten(),
             email_verified: p.email_verified.boolean("email_verified").ok().flatten(),
-            org_id: p.org_id.string("org_id").ok().flatten(),
-            organizations: p.organizations.unwrap_or_default(),
-            custom: p.custom,
+            org_id: c.org_id.string("org_id").ok().flatten(),
+            organizations: c.organizations.unwrap_or_default(),
+            custom: c.custom,
         })
     }
 }
