@@ -282,6 +282,16 @@ async fn an_unreadable_record_means_log_in_again_and_can_be_logged_out() {
     assert_eq!(exists, 0, "deleted");
 }
 
+/// Awaits `event`, failing the test if it has not happened within 10 s.
+async fn within(event: impl std::future::Future<Output = ()>, what: &str) {
+    if tokio::time::timeout(Duration::from_secs(10), event)
+        .await
+        .is_err()
+    {
+        panic!("{what}: not within 10 s");
+    }
+}
+
 /// A store that fails, refuses or observes calls as the test arms it, around `inner`.
 fn faults(inner: &Arc<dyn SessionStore>) -> Arc<FaultStore> {
     Arc::new(FaultStore::new(Arc::clone(inner)))
@@ -373,4 +383,104 @@ async fn rotated_tokens_that_cannot_be_saved_keep_the_lease_until_they_are() {
     let stored = store.load(&id).await.unwrap().unwrap();
     assert_eq!(stored.version, expired.version + 1);
     assert_ne!(stored.tokens.refresh_token, expired.tokens.refresh_token);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_set_saved_after_an_outage_longer_than_the_lease_survives_a_second_holder() {
+    // A holds the lease and refreshes (the provider rotates the refresh token); then A's view
+    // of the store fails its saves and lease renewals for longer than the lease TTL. B's view
+    // is fine: B, asked for the session, takes the expired lease, refreshes with the spent
+    // token (invalid_grant) and re-reads the store: still the old set. A's store comes back a
+    // moment later and A saves the rotated set. The user must not be logged out by B.
+    let served = issuer();
+    let store = redis("outage_race");
+    let (pa, pb) = (faults(&store), faults(&store));
+    let config = SessionsConfig::default()
+        .lease_ttl(Duration::from_millis(300))
+        .wait(Duration::from_secs(10))
+        .persist_for(Duration::from_secs(10));
+    let a = instance(&served, Arc::clone(&pa) as Arc<dyn SessionStore>, config).await;
+    let b = instance(&served, Arc::clone(&pb) as Arc<dyn SessionStore>, config).await;
+    let mut browser = Browser::new();
+    browser.login(&a, "").await;
+    let id = browser.session().unwrap();
+    let expired = expire(&*store, &id).await;
+    let base = served.stats();
+
+    // A's store outage: saves and renewals fail until healed (A took its lease before).
+    pa.fail_until_healed(StoreOp::Save)
+        .fail_until_healed(StoreOp::RenewLease);
+    let (url, mut ba) = (a.url("/me"), browser.clone());
+    let at_a = tokio::spawn(async move { ba.get(&url).await });
+    // A's first save of the rotated set failed: the provider has rotated the refresh token.
+    within(
+        pa.wait_for(StoreOp::Save, Answer::Failed, 1),
+        "A's failed save",
+    )
+    .await;
+    assert_eq!(served.stats().refresh_requests - base.refresh_requests, 1);
+
+    let loads = pb.answers(StoreOp::Load, Answer::Yes);
+    let (url, mut bb) = (b.url("/me"), browser.clone());
+    let at_b = tokio::spawn(async move { bb.get(&url).await });
+    // B takes A's lease once it has expired (A could not renew it).
+    within(pb.wait_for(StoreOp::TryLease, Answer::Yes, 1), "B's lease").await;
+    // B's loads so far: one for the request, one before each lease attempt. As the holder it
+    // loads twice more: its re-check before sending, then its first re-read after the
+    // provider's invalid_grant — wait for that one.
+    let attempts = pb.calls(StoreOp::TryLease);
+    let reread = pb.wait_for(StoreOp::Load, Answer::Yes, loads + 1 + attempts + 2);
+    within(reread, "B's re-read after invalid_grant").await;
+    assert_eq!(
+        served.stats().refresh_requests - base.refresh_requests,
+        2,
+        "B sent the spent refresh token"
+    );
+    // A's store comes back a moment after B's invalid_grant (the outage's length, not a
+    // synchronisation: A's save loop retries every 50 ms on its own).
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    pa.heal(StoreOp::Save).heal(StoreOp::RenewLease);
+
+    let at_b = at_b.await.unwrap();
+    assert!(
+        at_b.status == 200 || at_b.status == 503,
+        "B must keep the session (or answer a retryable 503), not log out: {} {}",
+        at_b.status,
+        at_b.body
+    );
+    assert!(
+        !at_b
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("authpi-session=;")),
+        "B cleared the session cookie: {:?}",
+        at_b.set_cookies
+    );
+    let at_a = at_a.await.unwrap();
+    assert_eq!(at_a.status, 200, "{}", at_a.body);
+
+    let stored = store
+        .load(&id)
+        .await
+        .unwrap()
+        .expect("the session survived");
+    assert_eq!(stored.version, expired.version + 1, "A's rotated set");
+    assert_ne!(stored.tokens.refresh_token, expired.tokens.refresh_token);
+    assert!(stored.tokens.expires_at > authpi_idp_session::unix_now());
+    if at_b.status == 200 {
+        let v: serde_json::Value = serde_json::from_str(&at_b.body).unwrap();
+        assert_eq!(v["id"], "usr_alice");
+        assert_eq!(
+            v["version"], stored.version,
+            "B answered with A's rotated set"
+        );
+    }
+    // The session works on both instances without another refresh: the old refresh token
+    // reached the provider twice (A's rotation, B's expected invalid_grant), the rotated one
+    // never.
+    for inst in [&a, &b] {
+        let page = browser.get(&inst.url("/me")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    assert_eq!(served.stats().refresh_requests - base.refresh_requests, 2);
 }

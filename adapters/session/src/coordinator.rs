@@ -38,6 +38,18 @@ pub struct SessionsConfig {
     /// Longest store polling interval while waiting (default 20 ms; polls start at 1 ms and
     /// double up to it).
     pub poll: Duration,
+    /// When a refresh is refused as over (`invalid_grant`, blocked user, expired session)
+    /// while the store still holds the set whose refresh token was just refused, how long the
+    /// holder keeps re-reading it (polling like a waiter) before it ends the session (default
+    /// 500 ms). An earlier holder whose lease expired during a store outage may have refreshed
+    /// with that token and still be retrying its save (every 50 ms): a rotated set saved
+    /// meanwhile is adopted instead of logging the user out (see the crate docs, "What the
+    /// lease survives", for what that does and does not keep). This bounds how much later a
+    /// session the provider really ended gets its verdict; the default gives a holder whose
+    /// store came back with ours (one outage) ten of its save retries, and still covers one
+    /// whose store comes back a few hundred milliseconds later. Keep it well below
+    /// [`Self::wait`]: requests for that session wait for the holder meanwhile.
+    pub confirm_over_for: Duration,
 }
 
 impl Default for SessionsConfig {
@@ -49,6 +61,7 @@ impl Default for SessionsConfig {
             poll: Duration::from_millis(20),
             persist_for: Duration::from_secs(2),
             keep_saving_for: Duration::from_secs(60),
+            confirm_over_for: Duration::from_millis(500),
         }
     }
 }
@@ -99,6 +112,13 @@ impl SessionsConfig {
     #[must_use]
     pub fn poll(mut self, poll: Duration) -> Self {
         self.poll = poll;
+        self
+    }
+
+    /// Sets [`Self::confirm_over_for`].
+    #[must_use]
+    pub fn confirm_over_for(mut self, confirm_over_for: Duration) -> Self {
+        self.confirm_over_for = confirm_over_for;
         self
     }
 }
@@ -502,9 +522,13 @@ impl<T: Transport> Inner<T> {
             }
             Err(e) if e.is_session_over() => {
                 // Re-read before declaring the session over: another instance may have
-                // rotated it (e.g. after our lease expired while the store failed).
-                let current = self.reload(id).await?;
-                if current.tokens.refresh_token.as_deref() != Some(old) {
+                // rotated it, or may still be saving its rotated set (its lease expired while
+                // its store failed, and we took the lease meanwhile).
+                let config = &self.config;
+                let rotated =
+                    await_rotation(&*self.store, id, old, config.confirm_over_for, config.poll)
+                        .await?;
+                if let Some(current) = rotated {
                     return self.build(current).await;
                 }
                 self.store.delete(id).await?;
@@ -512,6 +536,39 @@ impl<T: Transport> Inner<T> {
             }
             Err(e) => Err(SessionError::Provider(e)),
         }
+    }
+}
+
+/// After the provider refused the refresh token `old` of session `id` as over: re-reads the
+/// session until it holds another refresh token (a rotated set another holder saved, returned)
+/// or `grace` has passed since the first read (`None`: the store still holds `old`). Polls
+/// start at 1 ms and back off to `poll`, like a waiter's.
+///
+/// No lease is consulted: the caller holds the lease of `old` itself, so the lease of an
+/// earlier holder is gone whether or not that holder is still retrying its save (a save is a
+/// compare-and-set on the record, not fenced by the lease). A session that is gone from the
+/// store ends at once ([`SessionError::Over`]); a store failure is
+/// [`SessionError::Unavailable`], and nothing is decided.
+async fn await_rotation(
+    store: &dyn SessionStore,
+    id: &str,
+    old: &str,
+    grace: Duration,
+    poll: Duration,
+) -> Result<Option<SessionRecord>, SessionError> {
+    let give_up = crate::instant_after(Instant::now(), grace);
+    let mut pause = Duration::from_millis(1).min(poll);
+    loop {
+        let current = store.load(id).await?.ok_or(SessionError::Over)?;
+        if current.tokens.refresh_token.as_deref() != Some(old) {
+            return Ok(Some(current));
+        }
+        let left = give_up.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        tokio::time::sleep(pause.min(left)).await;
+        pause = pause.saturating_mul(2).min(poll);
     }
 }
 
@@ -600,7 +657,7 @@ async fn persist_rotated(
 mod tests {
     use super::*;
     use crate::store::MemoryStore;
-    use crate::testing::{FaultStore, StoreOp};
+    use crate::testing::{Answer, FaultStore, StoreOp};
 
     #[tokio::test]
     async fn a_load_failure_after_a_save_conflict_is_retried_like_a_failed_save() {
@@ -621,5 +678,101 @@ mod tests {
         assert_eq!(saved.version, base.version + 1);
         let stored = memory.load("s1").await.unwrap().unwrap();
         assert_eq!(stored.tokens.refresh_token.as_deref(), Some("rt-new"));
+    }
+
+    /// `base` rotated: version + 1, refresh token `rt`.
+    fn rotated(base: &SessionRecord, rt: &str) -> SessionRecord {
+        let mut next = base.clone();
+        next.version += 1;
+        next.tokens.refresh_token = Some(rt.to_owned());
+        next
+    }
+
+    #[tokio::test]
+    async fn a_refused_refresh_adopts_a_rotated_set_saved_during_the_grace() {
+        let old = crate::testing::record("s1", "usr_a", None, "rt-old", unix_now());
+        let memory = MemoryStore::new();
+        assert!(memory.save(&old, None).await.unwrap());
+        let store = Arc::new(FaultStore::new(Arc::new(memory.clone())));
+        // The earlier holder's save lands after the third re-read.
+        let saver = {
+            let (store, next) = (Arc::clone(&store), rotated(&old, "rt-new"));
+            tokio::spawn(async move {
+                store.wait_for(StoreOp::Load, Answer::Yes, 3).await;
+                assert!(store.inner().save(&next, Some(1)).await.unwrap());
+            })
+        };
+        let grace = Duration::from_secs(10);
+        let poll = Duration::from_millis(5);
+        let started = Instant::now();
+        let found = await_rotation(&*store, "s1", "rt-old", grace, poll)
+            .await
+            .unwrap()
+            .expect("the rotated set");
+        saver.await.unwrap();
+        assert_eq!(found.tokens.refresh_token.as_deref(), Some("rt-new"));
+        assert_eq!(found.version, 2);
+        assert!(store.calls(StoreOp::Load) > 3);
+        assert!(
+            started.elapsed() < grace,
+            "adopted at once, not at the deadline"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_refresh_ends_the_session_only_after_the_grace() {
+        let old = crate::testing::record("s1", "usr_a", None, "rt-old", unix_now());
+        let store = FaultStore::new(Arc::new(MemoryStore::new()));
+        assert!(store.save(&old, None).await.unwrap());
+        let (grace, poll) = (Duration::from_millis(120), Duration::from_millis(20));
+        let started = Instant::now();
+        let found = await_rotation(&store, "s1", "rt-old", grace, poll)
+            .await
+            .unwrap();
+        assert!(found.is_none(), "still the refused set");
+        assert!(started.elapsed() >= grace);
+        // Backing off from 1 ms to `poll`: a handful of reads, not a busy loop.
+        let loads = store.calls(StoreOp::Load);
+        assert!((2..=20).contains(&loads), "{loads} loads");
+
+        // No grace: one read, then the verdict.
+        let before = store.calls(StoreOp::Load);
+        let found = await_rotation(&store, "s1", "rt-old", Duration::ZERO, poll)
+            .await
+            .unwrap();
+        assert!(found.is_none());
+        assert_eq!(store.calls(StoreOp::Load), before + 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_refresh_stops_waiting_for_a_gone_session_or_a_failing_store() {
+        let old = crate::testing::record("s1", "usr_a", None, "rt-old", unix_now());
+        let store = FaultStore::new(Arc::new(MemoryStore::new()));
+        assert!(store.save(&old, None).await.unwrap());
+        let grace = Duration::from_secs(10);
+        let poll = Duration::from_millis(5);
+        // The store fails from the second read on: 503, nothing decided.
+        let failing = {
+            let store = &store;
+            async move {
+                store.wait_for(StoreOp::Load, Answer::Yes, 1).await;
+                store.fail_until_healed(StoreOp::Load);
+            }
+        };
+        let (found, ()) =
+            tokio::join!(await_rotation(&store, "s1", "rt-old", grace, poll), failing);
+        assert!(
+            matches!(found, Err(SessionError::Unavailable(_))),
+            "{found:?}"
+        );
+        store.heal(StoreOp::Load);
+        assert_eq!(store.inner().load("s1").await.unwrap(), Some(old));
+
+        // Ended meanwhile (logout): over at once.
+        store.delete("s1").await.unwrap();
+        let started = Instant::now();
+        let found = await_rotation(&store, "s1", "rt-old", grace, poll).await;
+        assert!(matches!(found, Err(SessionError::Over)), "{found:?}");
+        assert!(started.elapsed() < grace);
     }
 }

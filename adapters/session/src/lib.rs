@@ -27,8 +27,10 @@
 //!      released: a detached task keeps renewing it and retrying the save for
 //!      [`SessionsConfig::keep_saving_for`], so no instance spends the dead refresh token and
 //!      ends the session, and the rotated set is saved as soon as the store takes writes;
-//!   5. on `invalid_grant` the store is re-read before the session is declared over: another
-//!      instance may have rotated it.
+//!   5. on `invalid_grant` the store is re-read before the session is declared over, and
+//!      while it still holds the refused set, re-read again (polling like a waiter) for
+//!      [`SessionsConfig::confirm_over_for`]: another instance may have rotated it, or may
+//!      still be retrying the save of the set it rotated.
 //!
 //!   The refresh runs in a spawned task, so a request cancelled by its client (axum drops the
 //!   handler future) cannot drop a rotation half-way.
@@ -46,12 +48,26 @@
 //!   kept and renewed meanwhile, and requests for that session wait or get 503. Past that, the
 //!   detached task gives up and releases the lease: the rotated set is then only in the client's
 //!   refresh grace period of this instance, and a refresh elsewhere ends the session.
-//! - **A store outage that also fails the renewals** for longer than the lease TTL: not
-//!   guaranteed. The lease expires in the store, but no instance can take it or refresh until
-//!   the store answers again; then it is a race between the holder's next save (50 ms
-//!   retries: the session is kept) and another instance taking the free lease and refreshing
-//!   with the spent token (`invalid_grant`, the store still has the old set: the session
-//!   ends). Choose a lease TTL well above the store's usual blips.
+//! - **A store outage that also fails the renewals** for longer than the lease TTL: the lease
+//!   expires in the store, and once the store answers again another instance may take it and
+//!   refresh with the spent token before the holder's next save (50 ms retries). That refresh
+//!   gets `invalid_grant`; the new holder then keeps re-reading the store for
+//!   [`SessionsConfig::confirm_over_for`] (default 500 ms) and, when the first holder's rotated
+//!   set is saved meanwhile, answers with it: the user is not logged out and the store keeps
+//!   that set (tested, with the first holder's store back 150 ms after the other's
+//!   `invalid_grant`). Not guaranteed:
+//!   - a first holder whose save lands later than that (its store back more than
+//!     `confirm_over_for` after the other's `invalid_grant`) or never (it died during the
+//!     outage, or [`SessionsConfig::keep_saving_for`] ran out): the session ends;
+//!   - the provider's side of the kept session: the spent refresh token did reach the provider
+//!     twice. A provider that revokes the whole token family on such a replay (AuthPI as the
+//!     testkit issuer models it) has revoked the adopted set too: its access token still
+//!     passes local validation until it expires, but a resource server that introspects it
+//!     refuses it, and the next refresh ends the session (`invalid_grant`, then the same
+//!     re-reads). Keeping the second refresh from being sent at all is what would prevent
+//!     that, and an expired lease cannot tell a dead holder from one cut off from the store.
+//!
+//!   Choose a lease TTL well above the store's usual blips.
 //!
 //! ## When the lease holder dies
 //!
@@ -66,11 +82,12 @@
 //! - **Between the provider's answer and the store write** (a window of one store round trip):
 //!   the rotated tokens existed only in the dead process, and the old refresh token is spent.
 //!   After the lease expires the next holder refreshes with the old token, gets
-//!   `invalid_grant`, re-reads the store (still the old set) and ends the session: that user
-//!   logs in again. No protocol can close this window — the provider has already rotated —
-//!   but it is as short as it can be: the write happens inside `on_refresh`, before the agent
-//!   is even built, and it runs in a spawned task, so a cancelled request (client gone,
-//!   timeout layer) does not open it; only a process crash does. A store write that fails
+//!   `invalid_grant`, re-reads the store for [`SessionsConfig::confirm_over_for`] (still the
+//!   old set) and ends the session: that user logs in again. No protocol can close this
+//!   window — the provider has already rotated — but it is as short as it can be: the write
+//!   happens inside `on_refresh`, before the agent is even built, and it runs in a spawned
+//!   task, so a cancelled request (client gone, timeout layer) does not open it; only a
+//!   process crash does. A store write that fails
 //!   is retried for [`SessionsConfig::persist_for`] (2 s) before the error is returned (503),
 //!   then in the background while the lease is kept (see above).
 #![forbid(unsafe_code)]
