@@ -762,6 +762,9 @@ impl Issuer {
             return Err(grant_err("the refresh token was issued to another client"));
         }
         if used {
+            if !self.replay_revokes_grant {
+                return Err(grant_err("the refresh token was already used"));
+            }
             self.revoke_family(&family_id);
             return Err(grant_err(
                 "the refresh token was already used; the grant is revoked",

@@ -50,6 +50,7 @@ pub struct IssuerBuilder {
     ttls: Ttls,
     authorization_response_iss: bool,
     interactive_login: bool,
+    replay_revokes_grant: bool,
 }
 
 impl IssuerBuilder {
@@ -124,6 +125,16 @@ impl IssuerBuilder {
         self
     }
 
+    /// Whether replaying a spent refresh token revokes its whole grant, the rotated tokens
+    /// included (default true). AuthPI itself answers a replay with `invalid_grant` and keeps
+    /// the grant (`spec/authpi.md`, "Refresh"); revoking it is what stricter providers do
+    /// (oidc-provider, the interop suite's), so by default the SDK's tests prove that no
+    /// replay happens. `false` is AuthPI's exact behaviour.
+    pub fn replay_revokes_grant(mut self, on: bool) -> Self {
+        self.replay_revokes_grant = on;
+        self
+    }
+
     /// Replaces the issuer URL (used by [`crate::Served`] once it knows its port).
     pub fn issuer_url(mut self, url: &str) -> Self {
         self.url = url.trim_end_matches('/').to_owned();
@@ -173,6 +184,7 @@ impl IssuerBuilder {
             ttls: self.ttls,
             authorization_response_iss: self.authorization_response_iss,
             interactive_login: self.interactive_login,
+            replay_revokes_grant: self.replay_revokes_grant,
             pending_logouts: Vec::new(),
             ended_sessions: BTreeSet::new(),
             keys: VecDeque::new(),
@@ -270,6 +282,8 @@ pub struct Issuer {
     pub(crate) ttls: Ttls,
     pub(crate) authorization_response_iss: bool,
     pub(crate) interactive_login: bool,
+    /// See [`IssuerBuilder::replay_revokes_grant`].
+    pub(crate) replay_revokes_grant: bool,
     /// Back-channel logout deliveries produced by `/logout`, not yet taken.
     pub(crate) pending_logouts: Vec<crate::backchannel::LogoutDelivery>,
     /// Sessions already ended (each is ended, and announced, once).
@@ -311,6 +325,7 @@ impl Issuer {
             ttls: Ttls::default(),
             authorization_response_iss: false,
             interactive_login: false,
+            replay_revokes_grant: true,
         }
     }
 

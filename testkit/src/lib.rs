@@ -4,7 +4,8 @@
 //! It behaves like AuthPI as seen by a relying party (see `shared/spec/authpi.md`):
 //! discovery, a six-key JWKS (ES256, EdDSA, RS256, two generations each) with rotation,
 //! an auto-approving `/authorize`, `/token` with `authorization_code` (single use, PKCE S256,
-//! 60 s), rotating `refresh_token` (replay revokes the whole family) and
+//! 60 s), rotating `refresh_token` (replay revokes the whole family unless
+//! [`IssuerBuilder::replay_revokes_grant`] says otherwise: AuthPI itself does not) and
 //! `client_credentials`, `/userinfo`, `/revoke` (RFC 7009), `/introspect` (RFC 7662) and
 //! `/logout`. Every token is a JWS signed with the client's algorithm.
 //!

@@ -398,6 +398,25 @@ fn blocked_user_and_no_user() {
 }
 
 #[test]
+fn replaying_a_spent_refresh_token_revokes_the_grant_only_when_configured() {
+    // (replay_revokes_grant, does the rotated token still refresh after the replay)
+    for (revokes, rotated_survives) in [(true, false), (false, true)] {
+        let mut idp = Issuer::authpi_demo(ISS)
+            .replay_revokes_grant(revokes)
+            .build()
+            .unwrap();
+        let t = login_web(&mut idp, &[], T0);
+        let rt = t["refresh_token"].as_str().unwrap();
+        let rotated = body(&refresh(&mut idp, rt, &[], T0 + 1));
+        let rt2 = rotated["refresh_token"].as_str().unwrap();
+        let replay = refresh(&mut idp, rt, &[], T0 + 2);
+        assert_eq!(body(&replay)["error"], "invalid_grant", "revokes={revokes}");
+        let after = refresh(&mut idp, rt2, &[], T0 + 3);
+        assert_eq!(after.status() == 200, rotated_survives, "revokes={revokes}");
+    }
+}
+
+#[test]
 fn refresh_scope_narrowing_widening_and_full_grant_kept() {
     let mut idp = demo();
     let t = login_web(&mut idp, &[], T0);

@@ -387,12 +387,28 @@ async fn rotated_tokens_that_cannot_be_saved_keep_the_lease_until_they_are() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_set_saved_after_an_outage_longer_than_the_lease_survives_a_second_holder() {
-    // A holds the lease and refreshes (the provider rotates the refresh token); then A's view
-    // of the store fails its saves and lease renewals for longer than the lease TTL. B's view
-    // is fine: B, asked for the session, takes the expired lease, refreshes with the spent
-    // token (invalid_grant) and re-reads the store: still the old set. A's store comes back a
-    // moment later and A saves the rotated set. The user must not be logged out by B.
-    let served = issuer();
+    // AuthPI answers a replayed refresh token with invalid_grant and keeps the grant: the
+    // rotated set A saved goes on refreshing.
+    outage_longer_than_the_lease(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_such_an_outage_a_provider_that_revokes_on_replay_ends_the_session_at_the_next_refresh()
+ {
+    // A provider that revokes the grant on replay (oidc-provider) has killed A's rotated set
+    // too when B replayed: the session is kept until its access token expires, then the next
+    // refresh ends it (the documented limit, crate docs "What the lease survives").
+    outage_longer_than_the_lease(true).await;
+}
+
+/// A holds the lease and refreshes (the provider rotates the refresh token); then A's view of
+/// the store fails its saves and lease renewals for longer than the lease TTL. B's view is
+/// fine: B, asked for the session, takes the expired lease, refreshes with the spent token
+/// (invalid_grant) and re-reads the store: still the old set. A's store comes back a moment
+/// later and A saves the rotated set. The user must not be logged out by B; what the next
+/// refresh does depends on whether the provider revoked the grant on B's replay.
+async fn outage_longer_than_the_lease(replay_revokes: bool) {
+    let served = common::issuer_where_replay_revokes(replay_revokes);
     let store = redis("outage_race");
     let (pa, pb) = (faults(&store), faults(&store));
     let config = SessionsConfig::default()
@@ -483,4 +499,22 @@ async fn a_rotated_set_saved_after_an_outage_longer_than_the_lease_survives_a_se
         assert_eq!(page.status, 200, "{}", page.body);
     }
     assert_eq!(served.stats().refresh_requests - base.refresh_requests, 2);
+
+    // The next refresh, with A's rotated token.
+    let again = expire(&*store, &id).await;
+    let page = browser.get(&b.url("/me")).await;
+    assert_eq!(served.stats().refresh_requests - base.refresh_requests, 3);
+    if replay_revokes {
+        assert_eq!(
+            page.status, 401,
+            "the grant died with B's replay: {}",
+            page.body
+        );
+        assert!(store.load(&id).await.unwrap().is_none(), "session ended");
+    } else {
+        assert_eq!(page.status, 200, "A's rotated set refreshes: {}", page.body);
+        let now = store.load(&id).await.unwrap().expect("kept");
+        assert_eq!(now.version, again.version + 1);
+        assert_ne!(now.tokens.refresh_token, stored.tokens.refresh_token);
+    }
 }

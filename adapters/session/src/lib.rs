@@ -60,12 +60,14 @@
 //!     `confirm_over_for` after the other's `invalid_grant`) or never (it died during the
 //!     outage, or [`SessionsConfig::keep_saving_for`] ran out): the session ends;
 //!   - the provider's side of the kept session: the spent refresh token did reach the provider
-//!     twice. A provider that revokes the whole token family on such a replay (AuthPI as the
-//!     testkit issuer models it) has revoked the adopted set too: its access token still
-//!     passes local validation until it expires, but a resource server that introspects it
-//!     refuses it, and the next refresh ends the session (`invalid_grant`, then the same
-//!     re-reads). Keeping the second refresh from being sent at all is what would prevent
-//!     that, and an expired lease cannot tell a dead holder from one cut off from the store.
+//!     twice. AuthPI answers such a replay with `invalid_grant` and keeps the grant, so the
+//!     adopted set goes on refreshing (tested). A provider that revokes the whole grant on a
+//!     replay (oidc-provider; the testkit issuer's default, so that the suite proves no replay
+//!     happens elsewhere) has revoked the adopted set too: its access token still passes local
+//!     validation until it expires, a resource server that introspects it refuses it, and the
+//!     next refresh ends the session (tested). Keeping the second refresh from being sent at
+//!     all is what would prevent that, and an expired lease cannot tell a dead holder from one
+//!     cut off from the store.
 //!
 //!   Choose a lease TTL well above the store's usual blips.
 //!

@@ -62,7 +62,16 @@ pub fn app(auth: Auth) -> axum::Router {
 
 /// The demo issuer with `usr_alice` logged in at the authorization endpoint.
 pub fn issuer() -> Served {
-    Served::start(Issuer::authpi_demo("http://127.0.0.1/i_test").current_user("usr_alice")).unwrap()
+    issuer_where_replay_revokes(true)
+}
+
+/// [`issuer`], choosing whether a replayed refresh token revokes its grant (the testkit's
+/// default, as stricter providers do) or is only refused (`false`: AuthPI's own behaviour).
+pub fn issuer_where_replay_revokes(revokes: bool) -> Served {
+    let issuer = Issuer::authpi_demo("http://127.0.0.1/i_test")
+        .current_user("usr_alice")
+        .replay_revokes_grant(revokes);
+    Served::start(issuer).unwrap()
 }
 
 pub struct Instance {
