@@ -352,10 +352,12 @@ pub(crate) fn keep<'de, A: MapAccess<'de>>(
     key: Cow<'de, str>,
     map: &mut A,
 ) -> Result<(), A::Error> {
+    // The value first, as the `Value`-tree reader does: an error inside it is reported before
+    // the duplicate name, so both readers give the same error for the same document.
+    let value = map.next_value_seed(Seed)?;
     if custom.contains_key(&*key) {
         return Err(duplicate(&key));
     }
-    let value = map.next_value_seed(Seed)?;
     custom.insert(key.into_owned(), value);
     Ok(())
 }
@@ -371,10 +373,12 @@ where
     A: MapAccess<'de>,
     S: de::DeserializeSeed<'de>,
 {
+    // The value first, as in `keep`.
+    let value = map.next_value_seed(seed)?;
     if slot.is_some() {
         return Err(duplicate(name));
     }
-    *slot = Some(map.next_value_seed(seed)?);
+    *slot = Some(value);
     Ok(())
 }
 
@@ -879,7 +883,7 @@ mod tests {
 
     #[test]
     fn typed_reading_applies_the_same_rules_and_reports_the_same_errors() {
-        let docs: [&[u8]; 10] = [
+        let docs: [&[u8]; 12] = [
             br#"{"a":"x\u00e9","b":[1,{"c":null}]}"#,
             br#"{"a":1,"a":2}"#,
             br#"{"a":1,"\u0061":2}"#,
@@ -888,6 +892,8 @@ mod tests {
             b"{\"a\":\"\xff\"}",
             b"{\"b\":\"ok\", \"c\":\"\xc3\x28\"}",
             br#"{"a":1} x"#,
+            br#"{"a":1,"a":[{"k":1,"k":2}]}"#,
+            br#"{"b":1,"b":{"k":1,"k":2}}"#,
             br#"[1]"#,
             b"",
         ];

@@ -208,5 +208,25 @@ pub mod internal {
         pub fn id_token_claims(payload: &[u8]) -> Result<(), crate::error::TokenError> {
             crate::id_token::IdClaims::from_payload(payload).map(drop)
         }
+
+        /// Reads an RFC 9068 access-token payload and checks it against issuer `iss` and
+        /// audience `aud` at time `now` (leeway 0).
+        ///
+        /// # Errors
+        /// Not strict JSON, a claim of the wrong type, or a claim rule.
+        pub fn access_token_claims(
+            payload: &[u8],
+            iss: &str,
+            aud: &str,
+            now: u64,
+        ) -> Result<(), crate::error::TokenError> {
+            let expected = crate::access_token::Expected {
+                issuer: iss,
+                audience: aud,
+                leeway: 0,
+                now: crate::UnixTime(now),
+            };
+            crate::access_token::AccessClaims::check(payload, &expected).map(drop)
+        }
     }
 }
