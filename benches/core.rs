@@ -91,56 +91,8 @@ fn rebuild_agent(c: &mut Criterion) {
     g.finish();
 }
 
-/// The yardstick of issue 16's rebuild target: the same bytes parsed by serde_json into plain
-/// derived structs (session JSON, then the base64url-decoded ID-token payload), with no check,
-/// no signature and no scope compilation. `benches/gate` counts the same thing in instructions.
-mod yardstick {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-    #[derive(serde::Deserialize)]
-    #[allow(dead_code)]
-    struct StoredSession {
-        access_token: String,
-        token_type: String,
-        expires_at: u64,
-        refresh_token: Option<String>,
-        id_token: Option<String>,
-        scope: Option<String>,
-    }
-
-    #[derive(serde::Deserialize)]
-    #[allow(dead_code)]
-    pub struct Claims {
-        iss: String,
-        sub: String,
-        aud: String,
-        exp: u64,
-        iat: u64,
-        auth_time: u64,
-        nonce: String,
-        email: String,
-        email_verified: bool,
-        pub organizations: Vec<Org>,
-    }
-
-    #[derive(serde::Deserialize)]
-    #[allow(dead_code)]
-    pub struct Org {
-        id: String,
-        title: Option<String>,
-        scopes: Vec<String>,
-        joined_at: u64,
-    }
-
-    pub fn typed_parse(stored: &str) -> Claims {
-        let session: StoredSession = serde_json::from_str(stored).unwrap();
-        let id_token = session.id_token.unwrap();
-        let payload = id_token.split('.').nth(1).unwrap();
-        let payload = URL_SAFE_NO_PAD.decode(payload).unwrap();
-        serde_json::from_slice(&payload).unwrap()
-    }
-}
+#[path = "yardstick.rs"]
+mod yardstick;
 
 fn has_access_in(c: &mut Criterion) {
     let mut issuer = fixture::issuer();

@@ -437,7 +437,7 @@ impl<T: Transport> Inner<T> {
                 return Err(SessionError::Timeout);
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(self.config.poll);
+            pause = pause.saturating_mul(2).min(self.config.poll);
         }
     }
 

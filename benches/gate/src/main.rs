@@ -369,54 +369,9 @@ fn rebuild(client: &Client, keys: &KeySet, stored: &str) -> Agent {
     }
 }
 
-/// The stored session as plain serde types: the yardstick for the rebuild (the issue's
-/// "≤ 1.5 × serde_json parsing the same bytes into a typed struct").
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct StoredSession {
-    access_token: String,
-    token_type: String,
-    expires_at: u64,
-    refresh_token: Option<String>,
-    id_token: Option<String>,
-    scope: Option<String>,
-}
-
-/// The ID-token payload of the stored session, typed.
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct Claims {
-    iss: String,
-    sub: String,
-    aud: String,
-    exp: u64,
-    iat: u64,
-    auth_time: u64,
-    nonce: String,
-    email: String,
-    email_verified: bool,
-    organizations: Vec<Org>,
-}
-
-/// One membership, typed.
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct Org {
-    id: String,
-    title: Option<String>,
-    scopes: Vec<String>,
-    joined_at: u64,
-}
-
-/// The same bytes a rebuild reads, parsed by serde_json into typed structs: the session JSON,
-/// then the ID token's payload (base64url-decoded). No checks, no signature, no scopes.
-fn typed_parse(stored: &str) -> Claims {
-    let session: StoredSession = serde_json::from_str(stored).unwrap();
-    let id_token = session.id_token.unwrap();
-    let payload = id_token.split('.').nth(1).unwrap();
-    let payload = URL_SAFE_NO_PAD.decode(payload).unwrap();
-    serde_json::from_slice(&payload).unwrap()
-}
+#[path = "../../yardstick.rs"]
+mod yardstick;
+use yardstick::typed_parse;
 
 /// The only function whose instructions callgrind counts (`--toggle-collect`).
 #[inline(never)]
