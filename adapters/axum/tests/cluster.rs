@@ -6,6 +6,7 @@ use authpi_idp_axum::{SessionStore, SessionsConfig};
 use authpi_idp_redis::RedisStore;
 use authpi_idp_redis::testing::{PrivateRedis, shared_url, unique_prefix};
 use authpi_idp_session::testing::{Answer, FaultStore, StoreOp};
+use authpi_idp_testkit::Served;
 use common::{Browser, expire, instance, issuer};
 use std::sync::Arc;
 use std::time::Duration;
@@ -297,6 +298,44 @@ fn faults(inner: &Arc<dyn SessionStore>) -> Arc<FaultStore> {
     Arc::new(FaultStore::new(Arc::clone(inner)))
 }
 
+/// Two instances, A and B, each seeing the shared Redis store through its own [`FaultStore`]
+/// (`pa`, `pb`), with a session logged in on A whose access token is expired (a refresh is due).
+struct TwoInstances {
+    store: Arc<dyn SessionStore>,
+    pa: Arc<FaultStore>,
+    pb: Arc<FaultStore>,
+    a: common::Instance,
+    b: common::Instance,
+    browser: Browser,
+    /// The session id.
+    id: String,
+    /// The record as [`expire`] left it.
+    expired: authpi_idp_session::SessionRecord,
+}
+
+impl TwoInstances {
+    async fn start(served: &Served, test: &str, config: SessionsConfig) -> TwoInstances {
+        let store = redis(test);
+        let (pa, pb) = (faults(&store), faults(&store));
+        let a = instance(served, Arc::clone(&pa) as Arc<dyn SessionStore>, config).await;
+        let b = instance(served, Arc::clone(&pb) as Arc<dyn SessionStore>, config).await;
+        let mut browser = Browser::new();
+        browser.login(&a, "").await;
+        let id = browser.session().unwrap();
+        let expired = expire(&*store, &id).await;
+        TwoInstances {
+            store,
+            pa,
+            pb,
+            a,
+            b,
+            browser,
+            id,
+            expired,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_slower_than_the_lease_ttl_keeps_its_lease_and_refreshes_alone() {
     // The provider takes five lease TTLs to answer A's refresh. A renews its lease while it
@@ -341,19 +380,21 @@ async fn rotated_tokens_that_cannot_be_saved_keep_the_lease_until_they_are() {
     // does not spend the dead refresh token (invalid_grant, then the session deleted); once
     // the store takes writes again, A's detached task saves the rotated set and B serves it.
     let served = issuer();
-    let store = redis("unsaved");
-    let (pa, pb) = (faults(&store), faults(&store));
     let config = SessionsConfig::default()
         .lease_ttl(Duration::from_millis(300))
         .wait(Duration::from_secs(10))
         .poll(Duration::from_millis(20))
         .persist_for(Duration::from_millis(100));
-    let a = instance(&served, Arc::clone(&pa) as Arc<dyn SessionStore>, config).await;
-    let b = instance(&served, Arc::clone(&pb) as Arc<dyn SessionStore>, config).await;
-    let mut browser = Browser::new();
-    browser.login(&a, "").await;
-    let id = browser.session().unwrap();
-    let expired = expire(&*store, &id).await;
+    let TwoInstances {
+        store,
+        pa,
+        pb,
+        a,
+        b,
+        browser,
+        id,
+        expired,
+    } = TwoInstances::start(&served, "unsaved", config).await;
     let base = served.stats();
     pa.fail_until_healed(StoreOp::Save);
     let at_a = browser.clone().get(&a.url("/me")).await;
@@ -409,18 +450,25 @@ async fn after_such_an_outage_a_provider_that_revokes_on_replay_ends_the_session
 /// refresh does depends on whether the provider revoked the grant on B's replay.
 async fn outage_longer_than_the_lease(replay_revokes: bool) {
     let served = common::issuer_where_replay_revokes(replay_revokes);
-    let store = redis("outage_race");
-    let (pa, pb) = (faults(&store), faults(&store));
     let config = SessionsConfig::default()
         .lease_ttl(Duration::from_millis(300))
         .wait(Duration::from_secs(10))
         .persist_for(Duration::from_secs(10));
-    let a = instance(&served, Arc::clone(&pa) as Arc<dyn SessionStore>, config).await;
-    let b = instance(&served, Arc::clone(&pb) as Arc<dyn SessionStore>, config).await;
-    let mut browser = Browser::new();
-    browser.login(&a, "").await;
-    let id = browser.session().unwrap();
-    let expired = expire(&*store, &id).await;
+    let test = if replay_revokes {
+        "outage_revoking"
+    } else {
+        "outage_authpi"
+    };
+    let TwoInstances {
+        store,
+        pa,
+        pb,
+        a,
+        b,
+        mut browser,
+        id,
+        expired,
+    } = TwoInstances::start(&served, test, config).await;
     let base = served.stats();
 
     // A's store outage: saves and renewals fail until healed (A took its lease before).
