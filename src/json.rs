@@ -130,8 +130,9 @@ where
 }
 
 /// One member's value as the typed parsers see it: scalars as sent, strings borrowed when they
-/// have no escapes, arrays and objects walked (duplicates refused) but not built.
-#[derive(Clone, Debug, PartialEq)]
+/// have no escapes, arrays and objects walked (duplicates refused) but not built. `Debug` shows
+/// a string's length only: the strings read this way include tokens.
+#[derive(Clone, PartialEq)]
 pub(crate) enum Scalar<'de> {
     /// `null`.
     Null,
@@ -147,6 +148,20 @@ pub(crate) enum Scalar<'de> {
     Str(Cow<'de, str>),
     /// An array or an object.
     Compound,
+}
+
+impl fmt::Debug for Scalar<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Null => f.write_str("Null"),
+            Scalar::Bool(b) => write!(f, "Bool({b})"),
+            Scalar::U64(u) => write!(f, "U64({u})"),
+            Scalar::I64(i) => write!(f, "I64({i})"),
+            Scalar::F64(x) => write!(f, "F64({x})"),
+            Scalar::Str(s) => write!(f, "Str(<{} bytes>)", s.len()),
+            Scalar::Compound => f.write_str("Compound"),
+        }
+    }
 }
 
 impl<'a> Scalar<'a> {

@@ -201,10 +201,13 @@ pub mod internal {
             crate::token::parse_token_response(response).map(drop)
         }
 
-        /// Reads an ID-token payload into its claims (no claim rule is checked).
+        /// Reads an ID-token payload into its claims, with their type rules (required claims
+        /// present, modeled claims well typed); the rules against a client (`iss`, `aud`,
+        /// times, nonce) are not checked.
         ///
         /// # Errors
-        /// Not strict JSON, or a modeled claim of the wrong type.
+        /// Not strict JSON, a required claim missing or empty, or a modeled claim of the wrong
+        /// type.
         pub fn id_token_claims(payload: &[u8]) -> Result<(), crate::error::TokenError> {
             crate::id_token::IdClaims::from_payload(payload).map(drop)
         }

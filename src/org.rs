@@ -61,9 +61,10 @@ pub struct Memberships {
     /// Open-addressing table: `position + 1` of the first entry with each id (0 = empty slot).
     /// Its length is a power of two at least twice the number of entries.
     slots: Vec<u32>,
-    /// Compiled scopes, parallel to `entries`: the table on the first check, each set on the
-    /// first check of its membership.
-    compiled: OnceLock<Box<[OnceLock<ScopeSet>]>>,
+    /// Compiled scopes, parallel to `entries`: the table on the first check (one pointer-sized
+    /// cell per membership: 16 bytes, not a whole `ScopeSet`), each set on the first check of
+    /// its membership.
+    compiled: OnceLock<Box<[OnceLock<Box<ScopeSet>>]>>,
     /// Union of the scopes of every indexed entry (granting "in any org" is granting in the
     /// union), compiled on first use.
     any: OnceLock<ScopeSet>,
@@ -175,7 +176,7 @@ impl Memberships {
         })
     }
 
-    /// Every membership, in claim order, as owned values.
+    /// Every membership, in claim order (duplicates included), as owned values.
     pub fn into_vec(self) -> Vec<Organization> {
         match self.organizations.get() {
             Some(_) => self.organizations.into_inner().unwrap_or_default(),
@@ -205,7 +206,9 @@ impl Memberships {
         self.entries.is_empty()
     }
 
-    /// The membership in `org_id` (the first one if the claim repeated the id).
+    /// The membership in `org_id` (the first one if the claim repeated the id). The lookup is
+    /// O(1), but the first call makes the `Organization` values of [`as_slice`](Self::as_slice);
+    /// the checks below never need them.
     pub fn get(&self, org_id: &str) -> Option<&Organization> {
         self.as_slice().get(self.position(org_id)?)
     }
@@ -221,7 +224,7 @@ impl Memberships {
         Some(
             compiled
                 .get(i)?
-                .get_or_init(|| ScopeSet::new(self.scopes_of(i))),
+                .get_or_init(|| Box::new(ScopeSet::new(self.scopes_of(i)))),
         )
     }
 

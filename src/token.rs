@@ -4,7 +4,7 @@ use crate::error::{Endpoint, Error, OAuthError, ResponseError};
 use crate::http::{error_response, retry_after};
 use crate::json::{self, JsonError, Member as _, ObjectOf, Scalar, ScalarSeed, f64_to_u64, once};
 use crate::time::UnixTime;
-use serde::de::MapAccess;
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
@@ -18,8 +18,14 @@ pub const DEFAULT_EXPIRES_IN: u64 = 3600;
 /// members), so Python and Rust services can share one session store. `Debug` never shows a
 /// token.
 ///
-/// Deserializing (with serde, or [`TokenSet::from_json`]) is strict: a member named twice, at any
-/// depth, is an error; unknown members are ignored.
+/// Reading one is strict: [`TokenSet::from_json`] applies the crate's JSON rules (a member named
+/// twice at any depth is an error; size and depth bounds) and names the member at fault. The
+/// serde `Deserialize` applies the same member rules through any self-describing format, in the
+/// struct's map or sequence form (as a derived impl would); the format's own rules decide the
+/// rest (from a `serde_json::Value`, a duplicate is already gone). Unknown members are ignored;
+/// `access_token` must be a non-empty string, `expires_at` a non-negative number (a float is
+/// truncated), `token_type` a string when present (absent: `"Bearer"`), the others strings or
+/// `null`.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct TokenSet {
     /// The access token.
@@ -73,10 +79,54 @@ impl<'de> json::Object<'de> for StoredTokens<'de> {
     }
 }
 
+/// The members of a token set, in the order of its fields (the sequence form).
+const FIELDS: [&str; 7] = [
+    "access_token",
+    "token_type",
+    "expires_at",
+    "refresh_token",
+    "id_token",
+    "subject_hint",
+    "scope",
+];
+
 impl<'de> Deserialize<'de> for TokenSet {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        let stored = de.deserialize_map(ObjectOf(StoredTokens::default()))?;
+        let stored = de.deserialize_struct("TokenSet", &FIELDS, StoredForm)?;
         TokenSet::from_stored(stored).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A token set in serde's map form (members by name) or sequence form (fields in order, as
+/// formats that write structs as arrays produce them).
+struct StoredForm;
+
+impl<'de> Visitor<'de> for StoredForm {
+    type Value = StoredTokens<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a token set")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StoredTokens<'de>, A::Error> {
+        ObjectOf(StoredTokens::default()).visit_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StoredTokens<'de>, A::Error> {
+        let mut s = StoredTokens::default();
+        for slot in [
+            &mut s.access_token,
+            &mut s.token_type,
+            &mut s.expires_at,
+            &mut s.refresh_token,
+            &mut s.id_token,
+            &mut s.subject_hint,
+            &mut s.scope,
+        ] {
+            *slot = seq.next_element_seed(ScalarSeed)?;
+        }
+        if seq.next_element_seed(json::Skip)?.is_some() {
+            return Err(serde::de::Error::invalid_length(FIELDS.len() + 1, &self));
+        }
+        Ok(s)
     }
 }
 
@@ -107,11 +157,11 @@ impl TokenSet {
     }
 
     fn from_stored(s: StoredTokens<'_>) -> Result<TokenSet, JsonError> {
-        let access_token = s
-            .access_token
-            .string("access_token")?
-            .filter(|t| !t.is_empty())
-            .ok_or(JsonError::Invalid("access_token"))?;
+        let access_token = match s.access_token.string("access_token")? {
+            Some(t) if !t.is_empty() => t,
+            Some(_) => return Err(JsonError::Invalid("access_token")),
+            None => return Err(JsonError::Missing("access_token")),
+        };
         // An integer, or a float from Python's `time.time()` arithmetic: whole seconds kept.
         let expires_at = match s.expires_at {
             Some(Scalar::U64(u)) => u,
@@ -121,7 +171,11 @@ impl TokenSet {
         };
         Ok(TokenSet {
             access_token,
-            token_type: s.token_type.string("token_type")?.unwrap_or_else(bearer),
+            token_type: match s.token_type {
+                None => bearer(),
+                Some(Scalar::Str(t)) => t.into_owned(),
+                Some(_) => return Err(JsonError::Invalid("token_type")),
+            },
             expires_at,
             refresh_token: s.refresh_token.string("refresh_token")?,
             id_token: s.id_token.string("id_token")?,
@@ -498,6 +552,17 @@ mod tests {
         let ts: TokenSet = serde_json::from_str(ok).unwrap();
         assert_eq!((ts.access_token.as_str(), ts.expires_at), ("at", 100));
         assert_eq!(TokenSet::from_json(ok.as_bytes()).unwrap(), ts);
+        // The sequence form (formats that write structs as arrays), as a derived impl reads it.
+        let seq = r#"["at","Bearer",100,null,null,null,"openid"]"#;
+        let from_seq: TokenSet = serde_json::from_str(seq).unwrap();
+        assert_eq!(
+            (from_seq.expires_at, from_seq.scope.as_deref()),
+            (100, Some("openid"))
+        );
+        assert!(
+            serde_json::from_str::<TokenSet>(r#"["at","Bearer",1,null,null,null,null,8]"#).is_err()
+        );
+        assert!(serde_json::from_str::<TokenSet>(r#"["at"]"#).is_err());
         let refused = [
             (
                 r#"{"access_token":"at","expires_at":1,"access_token":"evil"}"#,
@@ -518,7 +583,19 @@ mod tests {
             assert!(serde_json::from_str::<TokenSet>(doc).is_err(), "{doc}");
         }
         let wrong = [
-            (r#"{"expires_at":1}"#, JsonError::Invalid("access_token")),
+            (r#"{"expires_at":1}"#, JsonError::Missing("access_token")),
+            (
+                r#"{"access_token":"","expires_at":1}"#,
+                JsonError::Invalid("access_token"),
+            ),
+            (
+                r#"{"access_token":"at","expires_at":1,"token_type":null}"#,
+                JsonError::Invalid("token_type"),
+            ),
+            (
+                r#"{"access_token":"at","expires_at":-0.5}"#,
+                JsonError::Invalid("expires_at"),
+            ),
             (r#"{"access_token":"at"}"#, JsonError::Missing("expires_at")),
             (
                 r#"{"access_token":"at","expires_at":"1"}"#,

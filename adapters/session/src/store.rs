@@ -56,7 +56,8 @@ impl SessionRecord {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Parses the JSON form; the token set goes through the core's strict parser.
+    /// Parses the JSON form; the token set is read by its strict `Deserialize` (a member named
+    /// twice is refused).
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] when the record cannot be read.
@@ -69,11 +70,12 @@ impl SessionRecord {
             created_at: u64,
             expires_at: u64,
             version: u64,
-            tokens: serde_json::Value,
+            // Read straight from the record's bytes, so the token set's strict rules (a
+            // member named twice refused) see the document itself, not a `Value` of it.
+            tokens: TokenSet,
         }
         let raw: Raw = serde_json::from_slice(bytes).map_err(|_| StoreError::Corrupt)?;
-        let tokens = TokenSet::from_json(raw.tokens.to_string().as_bytes())
-            .map_err(|_| StoreError::Corrupt)?;
+        let tokens = raw.tokens;
         Ok(SessionRecord {
             id: raw.id,
             sub: raw.sub,

@@ -31,6 +31,14 @@ fn record_json_keeps_the_python_token_set_and_redacts_debug() {
         "{dbg}"
     );
     assert!(authpi_idp_session::SessionRecord::from_json(b"{\"id\":1}").is_err());
+    // A token member named twice inside the stored record is refused, not last-wins.
+    let doubled = json.replacen(
+        "\"access_token\":",
+        "\"access_token\":\"at-planted\",\"access_token\":",
+        1,
+    );
+    assert_ne!(doubled, json);
+    assert!(authpi_idp_session::SessionRecord::from_json(doubled.as_bytes()).is_err());
 }
 
 #[tokio::test]
