@@ -12,7 +12,7 @@ use crate::json::{
 };
 use crate::org::{Claim, Memberships};
 use crate::time::UnixTime;
-use serde::de::{MapAccess, SeqAccess};
+use serde::de::{DeserializeSeed as _, MapAccess, SeqAccess};
 use serde_json::{Map, Value};
 
 /// The claims of an ID token the SDK relies on.
@@ -68,18 +68,10 @@ pub(crate) fn numeric_date_of(
 
 /// `aud`: a string or a non-empty array of strings.
 pub(crate) fn audiences(map: &Map<String, Value>) -> Result<Vec<String>, ClaimError> {
-    match map.get("aud") {
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) if !items.is_empty() => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or(ClaimError::Missing("aud"))
-            })
-            .collect(),
-        _ => Err(ClaimError::Missing("aud")),
-    }
+    // The typed readers' rule, run on the `Value` (which cannot fail to be read).
+    map.get("aud")
+        .and_then(|aud| Leniently(Audiences).deserialize(aud).ok().flatten())
+        .ok_or(ClaimError::Missing("aud"))
 }
 
 /// A NumericDate claim that must be present.
@@ -526,6 +518,23 @@ mod tests {
             })
         }
 
+        /// `aud` as the `Value` reader took it: the oracle of `id_token::audiences`, which now
+        /// runs the typed rule on a `Value`.
+        pub(super) fn audiences(map: &Map<String, Value>) -> Result<Vec<String>, ClaimError> {
+            match map.get("aud") {
+                Some(Value::String(s)) => Ok(vec![s.clone()]),
+                Some(Value::Array(items)) if !items.is_empty() => items
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .ok_or(ClaimError::Missing("aud"))
+                    })
+                    .collect(),
+                _ => Err(ClaimError::Missing("aud")),
+            }
+        }
+
         pub(super) fn from_payload(payload: &[u8]) -> Result<IdClaims, TokenError> {
             let mut map = json::parse_object(payload)?;
             let organizations: Vec<Organization> = match map.remove("organizations") {
@@ -697,6 +706,10 @@ mod tests {
                 IdClaims::from_payload(&bytes),
                 reference::from_payload(&bytes)
             );
+            // The `Value` form of the `aud` rule (back-channel logout tokens) too.
+            if let Value::Object(map) = &doc {
+                proptest::prop_assert_eq!(audiences(map), reference::audiences(map));
+            }
         }
     }
 

@@ -79,24 +79,6 @@ pub fn parse_value(bytes: &[u8]) -> Result<Value, JsonError> {
     Ok(value)
 }
 
-/// Parses `bytes` into `T` under the strict rules of this module (size, duplicates at any
-/// depth), without building an intermediate `Value` tree: one validating pass that allocates
-/// nothing but escaped member names, then serde's typed deserialization.
-///
-/// Type errors of `T` are reported as [`JsonError::Invalid`] with `what`.
-pub fn from_slice_strict<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-    what: &'static str,
-) -> Result<T, JsonError> {
-    if bytes.len() > MAX_DOCUMENT {
-        return Err(JsonError::TooLarge);
-    }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    de.deserialize_any(CheckVisitor).map_err(|e| classify(&e))?;
-    de.end().map_err(|e| classify(&e))?;
-    serde_json::from_slice(bytes).map_err(|_| JsonError::Invalid(what))
-}
-
 /// Parses `bytes`, a JSON object, straight into `T` under the strict rules of this module: one
 /// pass, no `Value` tree, strings borrowed from `bytes` where `T` wants them. `T` reads the
 /// members it models ([`Object`]); a duplicate member name anywhere is an error.
@@ -445,7 +427,7 @@ impl<'de> de::DeserializeSeed<'de> for Skip {
 }
 
 /// A member name, borrowed from the input when it has no escapes.
-pub(crate) struct Key<'de>(pub(crate) Cow<'de, str>);
+struct Key<'de>(Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
@@ -515,14 +497,14 @@ impl<'de> Visitor<'de> for CheckVisitor {
 /// there are few, a hash set past [`LINEAR_KEYS`], so that a hostile object with many members
 /// costs linear time, not quadratic. Allocates nothing until the first name.
 #[derive(Default)]
-pub(crate) struct Names<'de> {
+struct Names<'de> {
     few: Vec<Cow<'de, str>>,
     many: HashSet<Cow<'de, str>>,
 }
 
 impl<'de> Names<'de> {
     /// Records `key`; a duplicate error if it was already recorded.
-    pub(crate) fn insert<E: de::Error>(&mut self, key: Cow<'de, str>) -> Result<(), E> {
+    fn insert<E: de::Error>(&mut self, key: Cow<'de, str>) -> Result<(), E> {
         let seen = if self.many.is_empty() {
             self.few.contains(&key)
         } else {
@@ -542,7 +524,7 @@ impl<'de> Names<'de> {
 }
 
 /// The error for a member name seen twice in one object (see [`classify`]).
-pub(crate) fn duplicate<E: de::Error>(name: &str) -> E {
+fn duplicate<E: de::Error>(name: &str) -> E {
     de::Error::custom(format_args!(
         "{DUPLICATE_PREFIX}{}",
         crate::provider_text::provider_text(name)
@@ -577,7 +559,7 @@ impl StrictValue {
 }
 
 /// Builds one value as a `Value` tree, refusing duplicate member names at any depth.
-pub(crate) struct Seed;
+struct Seed;
 
 impl<'de> de::DeserializeSeed<'de> for Seed {
     type Value = Value;
@@ -745,7 +727,7 @@ mod tests {
         assert_eq!(over.matches('[').count() + 1, MAX_DEPTH + 1);
         assert_eq!(parse_object(over.as_bytes()), Err(JsonError::TooDeep));
         assert_eq!(
-            from_slice_strict::<Value>(over.as_bytes(), "doc"),
+            parse_typed::<OnlyA<'_>>(over.as_bytes()).map(|_| ()),
             Err(JsonError::TooDeep)
         );
     }
@@ -763,18 +745,6 @@ mod tests {
     #[test]
     fn errors_never_echo_values() {
         const SECRET: &str = "SECRET-VALUE-9f8e7d";
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Tokens {
-            access_token: u64,
-            expires_in: Option<u64>,
-            inner: Option<Inner>,
-        }
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Inner {
-            n: u64,
-        }
         let docs: Vec<String> = [
             r#"{"access_token":"@","x":}"#,
             r#"{"access_token":"@" "x":1}"#,
@@ -809,7 +779,9 @@ mod tests {
             let mut errors: Vec<JsonError> = Vec::new();
             errors.extend(parse_object(doc.as_bytes()).err());
             errors.extend(parse_value(doc.as_bytes()).err());
-            errors.extend(from_slice_strict::<Tokens>(doc.as_bytes(), "tokens").err());
+            errors.extend(parse_typed::<OnlyA<'_>>(doc.as_bytes()).err());
+            // A typed reader's member rules (`access_token` of the wrong type, …).
+            errors.extend(crate::token::TokenSet::from_json(doc.as_bytes()).err());
             if let Ok(map) = parse_object(doc.as_bytes()) {
                 errors.extend(map.opt_str("access_token").err());
                 errors.extend(map.opt_u64("access_token").err());
@@ -837,47 +809,17 @@ mod tests {
         assert!(checked > 3 * docs.len(), "{checked}");
     }
 
-    #[derive(serde::Deserialize, Debug, PartialEq)]
-    struct Pair {
-        a: u32,
-        b: Option<String>,
-    }
-
     #[test]
-    fn from_slice_strict_applies_the_same_rules() {
-        assert_eq!(
-            from_slice_strict::<Pair>(br#"{"a":1,"b":"x"}"#, "pair"),
-            Ok(Pair {
-                a: 1,
-                b: Some("x".into())
-            })
-        );
-        assert_eq!(
-            from_slice_strict::<Pair>(br#"{"a":1,"x":{"y":1,"y":2}}"#, "pair"),
-            Err(JsonError::DuplicateMember("y".into()))
-        );
-        assert_eq!(
-            from_slice_strict::<Pair>(br#"{"a":1,"\u0061":2}"#, "pair"),
-            Err(JsonError::DuplicateMember("a".into()))
-        );
-        assert_eq!(
-            from_slice_strict::<Pair>(br#"{"a":"1"}"#, "pair"),
-            Err(JsonError::Invalid("pair"))
-        );
-        assert!(matches!(
-            from_slice_strict::<Pair>(b"{", "pair"),
-            Err(JsonError::Syntax { .. })
-        ));
-        // Past the linear threshold, duplicates are still found (hash set path).
+    fn duplicates_past_the_linear_threshold_are_still_found() {
+        // More than LINEAR_KEYS names: the hash-set path of `Names`, in both readers.
         let mut doc = String::from("{\"a\":1");
         for i in 0..40 {
             doc.push_str(&format!(",\"k{i}\":0"));
         }
         doc.push_str(",\"k3\":0}");
-        assert_eq!(
-            from_slice_strict::<Pair>(doc.as_bytes(), "pair"),
-            Err(JsonError::DuplicateMember("k3".into()))
-        );
+        let dup = Err(JsonError::DuplicateMember("k3".into()));
+        assert_eq!(parse_typed::<OnlyA<'_>>(doc.as_bytes()).map(|_| ()), dup);
+        assert_eq!(parse_object(doc.as_bytes()).map(|_| ()), dup);
     }
 
     /// An object with one modeled member, `a`.

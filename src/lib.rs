@@ -169,9 +169,7 @@ pub use token::TokenSet;
 pub mod internal {
     /// The strict JSON reader every provider document goes through.
     pub mod json {
-        pub use crate::json::{
-            JsonError, MAX_DEPTH, MAX_DOCUMENT, from_slice_strict, parse_object, parse_value,
-        };
+        pub use crate::json::{JsonError, MAX_DEPTH, MAX_DOCUMENT, parse_object, parse_value};
     }
     /// Compact JWS parsing and verification against a key set.
     pub mod jose {

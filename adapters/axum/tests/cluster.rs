@@ -342,17 +342,12 @@ async fn a_holder_slower_than_the_lease_ttl_keeps_its_lease_and_refreshes_alone(
     // waits, so B, asked for the same session meanwhile, waits for A's rotated set instead of
     // taking an expired lease and spending the refresh token a second time.
     let served = issuer();
-    let store = redis("slow_holder");
-    let probe = faults(&store);
     let config = SessionsConfig::default()
         .lease_ttl(Duration::from_millis(300))
         .wait(Duration::from_secs(10));
-    let a = instance(&served, Arc::clone(&probe) as Arc<dyn SessionStore>, config).await;
-    let b = instance(&served, Arc::clone(&store), config).await;
-    let mut browser = Browser::new();
-    browser.login(&a, "").await;
-    let id = browser.session().unwrap();
-    let expired = expire(&*store, &id).await;
+    let t = TwoInstances::start(&served, "slow_holder", config).await;
+    let (store, probe, a, b, browser, id, expired) =
+        (t.store, t.pa, t.a, t.b, t.browser, t.id, t.expired);
     served.set_stall("/token", Duration::from_millis(1500));
     let base = served.stats();
     let (url, mut ba) = (a.url("/me"), browser.clone());
@@ -385,16 +380,9 @@ async fn rotated_tokens_that_cannot_be_saved_keep_the_lease_until_they_are() {
         .wait(Duration::from_secs(10))
         .poll(Duration::from_millis(20))
         .persist_for(Duration::from_millis(100));
-    let TwoInstances {
-        store,
-        pa,
-        pb,
-        a,
-        b,
-        browser,
-        id,
-        expired,
-    } = TwoInstances::start(&served, "unsaved", config).await;
+    let t = TwoInstances::start(&served, "unsaved", config).await;
+    let (store, pa, pb, a, b, browser, id, expired) =
+        (t.store, t.pa, t.pb, t.a, t.b, t.browser, t.id, t.expired);
     let base = served.stats();
     pa.fail_until_healed(StoreOp::Save);
     let at_a = browser.clone().get(&a.url("/me")).await;
@@ -459,16 +447,9 @@ async fn outage_longer_than_the_lease(replay_revokes: bool) {
     } else {
         "outage_authpi"
     };
-    let TwoInstances {
-        store,
-        pa,
-        pb,
-        a,
-        b,
-        mut browser,
-        id,
-        expired,
-    } = TwoInstances::start(&served, test, config).await;
+    let t = TwoInstances::start(&served, test, config).await;
+    let (store, pa, pb, a, b, mut browser, id, expired) =
+        (t.store, t.pa, t.pb, t.a, t.b, t.browser, t.id, t.expired);
     let base = served.stats();
 
     // A's store outage: saves and renewals fail until healed (A took its lease before).
